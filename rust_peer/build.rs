@@ -37,7 +37,5 @@ fn foca_version_in_lock(lock: &str) -> Option<&str> {
     let mut lines = lock.lines().map(str::trim);
     lines.find(|line| *line == "name = \"foca\"")?;
     let version_line = lines.next()?;
-    version_line
-        .strip_prefix("version = \"")?
-        .strip_suffix('"')
+    version_line.strip_prefix("version = \"")?.strip_suffix('"')
 }

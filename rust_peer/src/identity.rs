@@ -9,7 +9,7 @@ use foca::Identity;
 /// counter.
 ///
 /// Two identities are equal only when all three fields are equal. The address
-/// is foca's conflict key, so a cluster holds at most one member per address,
+/// is foca's conflict key, so a cluster contains at most one member per address,
 /// and when two identities share one, the larger `renewal` wins.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct NodeIdentity {
@@ -55,10 +55,13 @@ impl Identity for NodeIdentity {
     }
 }
 
-/// Formats as `hex(id)@addr#renewal`, for example `6e31@127.0.0.1:8000#0`, to
-/// keep foca's tracing output short.
+/// Formats as `hex(id)@addr#renewal`, for example `6e31@127.0.0.1:8000#0`,
+/// with `-` for an empty id, to keep foca's tracing output short.
 impl fmt::Debug for NodeIdentity {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.id.is_empty() {
+            formatter.write_str("-")?;
+        }
         for byte in &self.id {
             write!(formatter, "{byte:02x}")?;
         }
@@ -127,5 +130,7 @@ mod tests {
     fn debug_format_is_compact() {
         let identity = NodeIdentity::new(b"n1".to_vec(), addr("[::1]:9000"), 7);
         assert_eq!(format!("{identity:?}"), "6e31@[::1]:9000#7");
+        let anonymous = NodeIdentity::announce_target(addr("127.0.0.1:1"));
+        assert_eq!(anonymous.to_string(), "-@127.0.0.1:1#0");
     }
 }
