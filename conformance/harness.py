@@ -1,0 +1,726 @@
+"""Run scenarios against a mix of node implementations.
+
+``run_scenario`` starts a Cluster for one scenario and mix, executes the
+steps in order and returns a RunResult. A failed expectation or a
+misbehaving node makes the result fail but raises nothing. Every process
+the run started is ended, also on cancellation (Ctrl-C). Each expectation
+polls the nodes until it holds or its bound, evaluated from the run's
+config, runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.bounds import Bound
+from conformance.cluster import Cluster, Node, Timing
+from conformance.contract import (
+    Identity,
+    MembersReply,
+    StatsReply,
+    broadcast_fields,
+)
+from conformance.errors import ExpectationFailed, HarnessError
+from conformance.impls import Implementation, mix_layout
+from conformance.scenario import (
+    STEP_KINDS,
+    BroadcastStep,
+    ExpectBroadcastStep,
+    ExpectCrossTrafficStep,
+    ExpectDownStep,
+    ExpectNoErrorsStep,
+    ExpectRejoinedStep,
+    KillStep,
+    RestartStep,
+    Scenario,
+    StartStep,
+    Step,
+    StopStep,
+    WaitConvergedStep,
+)
+
+logger = logging.getLogger(__name__)
+
+# Number of merged-timeline events a failed result keeps for the report.
+LAST_EVENTS = 25
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings shared by every run of a suite.
+
+    ``config_overrides`` apply after each scenario's own overrides.
+    ``slack_ms`` replaces each scenario's slack allowance when set.
+    """
+
+    report_dir: Path
+    registry: Mapping[str, Implementation]
+    seed: str
+    timing: Timing = Timing()
+    config_overrides: tuple[tuple[str, Any], ...] = ()
+    slack_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measured duration next to the bound it had to stay within, in seconds."""
+
+    seconds: float
+    bound_seconds: float
+
+
+@dataclass
+class RunResult:
+    """The outcome of one scenario in one mix."""
+
+    scenario: str
+    mix: str
+    passed: bool
+    error: str | None = None
+    duration_seconds: float = 0.0
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    wire_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors_by_node: dict[str, dict[str, int]] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    last_events: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    run_dir: str = ""
+    started_at: float = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.scenario}-{self.mix}"
+
+    def versions(self) -> dict[str, list[str]]:
+        """Return the version strings from the ready lines, per implementation."""
+        seen: dict[str, set[str]] = {}
+        for node in self.nodes:
+            seen.setdefault(node["impl"], set()).add(node["version"])
+        return {impl: sorted(versions) for impl, versions in sorted(seen.items())}
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "scenario": self.scenario,
+            "mix": self.mix,
+            "passed": self.passed,
+        }
+        if self.error is not None:
+            result["error"] = self.error
+        for name, measurement in sorted(self.measurements.items()):
+            result[f"{name}_seconds"] = round(measurement.seconds, 3)
+            result[f"{name}_bound_seconds"] = round(measurement.bound_seconds, 3)
+        result.update(
+            {
+                "duration_seconds": round(self.duration_seconds, 3),
+                "run_dir": self.run_dir,
+                "wire_counts": self.wire_counts,
+                "errors_by_node": self.errors_by_node,
+                "nodes": self.nodes,
+                "notes": self.notes,
+            }
+        )
+        if not self.passed:
+            result["last_events"] = self.last_events
+        return result
+
+
+def _merge_overrides(
+    first: Sequence[tuple[str, Any]], second: Sequence[tuple[str, Any]]
+) -> tuple[tuple[str, Any], ...]:
+    merged = dict(first)
+    merged.update(second)
+    return tuple(merged.items())
+
+
+class ScenarioRun:
+    """The state of one scenario run while its steps execute."""
+
+    def __init__(self, scenario: Scenario, mix: str, options: RunOptions) -> None:
+        self.scenario = scenario
+        self.mix = mix
+        self.options = options
+        self.layout = mix_layout(mix, scenario.nodes, options.registry)
+
+        overrides = _merge_overrides(
+            scenario.config.overrides, options.config_overrides
+        )
+        self.config = scenario.config.build(dict(options.config_overrides))
+        slack_ms = (
+            options.slack_ms if options.slack_ms is not None else scenario.slack_ms
+        )
+        self.variables = {
+            **self.config.bound_variables(),
+            "nodes": float(len(scenario.nodes)),
+            "slack": slack_ms / 1000,
+        }
+        # Poll ten times per probe period, with the interval clamped to
+        # 20..200 ms, so polling stays cheap and measurements stay precise.
+        self.poll_interval = min(0.2, max(0.02, self.variables["probe_period"] / 10))
+
+        self.run_dir = options.report_dir / "runs" / f"{scenario.name}-{mix}"
+        self.cluster = Cluster(
+            run_dir=self.run_dir,
+            preset=scenario.config.preset,
+            overrides=overrides,
+            config=self.config,
+            timing=options.timing,
+            seed=f"{options.seed}/{scenario.name}/{mix}",
+        )
+        self.result = RunResult(
+            scenario=scenario.name, mix=mix, passed=False, run_dir=str(self.run_dir)
+        )
+
+        # Wall-clock and monotonic time of the last action step; bounds count from it.
+        self.reference = time.time()
+        self.reference_monotonic = time.monotonic()
+        self.down_identity: dict[str, Identity] = {}
+        self.down_at: dict[str, float] = {}
+        # Wall-clock time just before each restart's spawn: a restarted node may
+        # announce, and others may react, before the harness reads its ready line.
+        self.restart_began: dict[str, float] = {}
+        self.broadcasts: dict[str, tuple[BroadcastStep, float]] = {}
+        self.stats_snapshots: list[tuple[Node, StatsReply]] = []
+
+    def _mark(self, at: float | None = None) -> None:
+        # `at` is an earlier wall-clock time, such as the moment of a SIGKILL.
+        now, now_monotonic = time.time(), time.monotonic()
+        self.reference = at if at is not None else now
+        self.reference_monotonic = now_monotonic - (now - self.reference)
+
+    async def run(self) -> RunResult:
+        started = time.monotonic()
+        self.result.started_at = time.time()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for index, step in enumerate(self.scenario.steps):
+                try:
+                    await self._execute(step)
+                except HarnessError as error:
+                    raise HarnessError(
+                        f"step {index + 1} ({_describe_step(step)}): {error}"
+                    ) from None
+            self.cluster.check_health()
+            if self.cluster.problems:
+                raise HarnessError("; ".join(self.cluster.problems))
+            self.result.passed = True
+        except HarnessError as error:
+            self.result.error = str(error)
+        except Exception as error:
+            # A bug in the harness fails this run but keeps the rest of the suite.
+            logger.exception("internal error in %s", self.result.run_id)
+            self.result.error = (
+                f"internal harness error: {type(error).__name__}: {error}\n"
+                + traceback.format_exc()
+            )
+        finally:
+            try:
+                await self._collect_final_stats()
+            finally:
+                await self.cluster.close()
+                self.result.duration_seconds = time.monotonic() - started
+                self._finish()
+        return self.result
+
+    async def _execute(self, step: Step) -> None:
+        handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            StartStep: self._start,
+            WaitConvergedStep: self._wait_converged,
+            KillStep: self._kill,
+            StopStep: self._stop,
+            RestartStep: self._restart,
+            ExpectDownStep: self._expect_down,
+            ExpectRejoinedStep: self._expect_rejoined,
+            BroadcastStep: self._broadcast,
+            ExpectBroadcastStep: self._expect_broadcast,
+            ExpectCrossTrafficStep: self._expect_cross_traffic,
+            ExpectNoErrorsStep: self._expect_no_errors,
+        }
+        await handlers[type(step)](step)
+
+    async def _poll(
+        self, bound: Bound, check: Callable[[], Awaitable[str | None]]
+    ) -> float:
+        """Call ``check`` until it returns None, and return the wall-clock time it did.
+
+        ``check`` returns a description of what is still missing. When the
+        bound, counted from the last action step, runs out first, raise
+        ExpectationFailed with that description.
+        """
+        limit = bound.seconds(self.variables)
+        deadline = self.reference_monotonic + limit
+        while True:
+            self.cluster.check_health()
+            missing = await check()
+            if missing is None:
+                return time.time()
+            if time.monotonic() >= deadline:
+                raise ExpectationFailed(
+                    f"not satisfied within {limit:.2f} s (bound {bound}): {missing}"
+                )
+            await asyncio.sleep(self.poll_interval)
+
+    def _record(self, measure: str | None, seconds: float, bound: Bound) -> None:
+        if measure is not None:
+            self.result.measurements[measure] = Measurement(
+                seconds=max(0.0, seconds), bound_seconds=bound.seconds(self.variables)
+            )
+
+    async def _members_of_running(self) -> dict[str, MembersReply]:
+        nodes = self.cluster.running()
+        replies = await asyncio.gather(
+            *(self.cluster.members(node.name) for node in nodes)
+        )
+        return {node.name: reply for node, reply in zip(nodes, replies, strict=True)}
+
+    def _latest_event_ts(
+        self, observer: str, kind: str, name: str, identity: Identity, since: float
+    ) -> float | None:
+        times = [
+            event.ts
+            for event in self.cluster.events_of(observer, since)
+            if event.kind == kind and event.identity_field(name) == identity
+        ]
+        return max(times) if times else None
+
+    # Action steps.
+
+    async def _start(self, step: StartStep) -> None:
+        if step.seed == "previous":
+            running = self.cluster.running()
+            previous = running[0].bind if running else None
+            for name in step.nodes:
+                seeds = [previous] if previous else []
+                node = await self.cluster.start_node(
+                    name, self.layout[name], seeds=seeds
+                )
+                previous = node.bind
+        else:
+            seeds = [] if step.seed == "none" else [self.cluster.node(step.seed).bind]
+            outcomes = await asyncio.gather(
+                *(
+                    self.cluster.start_node(name, self.layout[name], seeds=seeds)
+                    for name in step.nodes
+                ),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        self._mark()
+
+    async def _snapshot_stats(self, name: str) -> None:
+        # The stats of a node die with its process, so keep them for the wire counts.
+        node = self.cluster.node(name)
+        try:
+            self.stats_snapshots.append((node, await self.cluster.stats(name)))
+            await self.cluster.members(name)
+        except HarnessError as error:
+            self.result.notes.append(
+                f"stats of {name} before it went down are lost: {error}"
+            )
+
+    async def _kill(self, step: KillStep) -> None:
+        await self._snapshot_stats(step.node)
+        self.down_identity[step.node] = self.cluster.node(step.node).identity
+        self.down_at[step.node] = await self.cluster.kill(step.node)
+        self._mark(self.down_at[step.node])
+
+    async def _stop(self, step: StopStep) -> None:
+        await self._snapshot_stats(step.node)
+        self.down_identity[step.node] = self.cluster.node(step.node).identity
+        self.down_at[step.node] = await self.cluster.stop(step.node)
+        self._mark(self.down_at[step.node])
+
+    async def _restart(self, step: RestartStep) -> None:
+        if step.seed is not None:
+            seed = self.cluster.node(step.seed).bind
+        else:
+            seed = next(
+                node.bind for node in self.cluster.running() if node.name != step.node
+            )
+        self.restart_began[step.node] = time.time()
+        await self.cluster.restart(
+            step.node, renewed=step.identity == "renewed", seeds=[seed]
+        )
+        self._mark()
+
+    async def _broadcast(self, step: BroadcastStep) -> None:
+        sent_at = time.time()
+        reply = await self.cluster.request(
+            step.node,
+            "broadcast",
+            key=step.key,
+            version=step.version,
+            data=step.data,
+            send=step.send,
+        )
+        if reply.get("added") is not True:
+            raise ExpectationFailed(
+                f"{step.node} replied added={reply.get('added')!r} to a broadcast "
+                f"with the new key {step.key!r}, expected true"
+            )
+        self.broadcasts[step.key] = (step, sent_at)
+        self._mark()
+
+    # Expectations.
+
+    async def _wait_converged(self, step: WaitConvergedStep) -> None:
+        async def check() -> str | None:
+            replies = await self._members_of_running()
+            identities = {name: reply.identity for name, reply in replies.items()}
+            missing = []
+            for observer, reply in replies.items():
+                for name, identity in identities.items():
+                    if name == observer:
+                        continue
+                    state = reply.state_of(identity)
+                    if state != "alive":
+                        missing.append(
+                            f"{observer} lists {name} ({identity}) "
+                            f"as {state or 'absent'}"
+                        )
+            return _summarize(missing)
+
+        seen_at = await self._poll(step.within, check)
+        self._record(
+            step.measure, self._converged_at(seen_at) - self.reference, step.within
+        )
+
+    def _converged_at(self, seen_at: float) -> float:
+        # The precise time is the latest member_up that completed a view. A node
+        # that listed a member without emitting the event leaves the poll time.
+        latest = 0.0
+        running = self.cluster.running()
+        for observer in running:
+            for target in running:
+                if observer is target:
+                    continue
+                ts = self._latest_event_ts(
+                    observer.name, "member_up", "member", target.identity, 0.0
+                )
+                if ts is None:
+                    return seen_at
+                latest = max(latest, ts)
+        return min(latest, seen_at) if latest else seen_at
+
+    async def _expect_down(self, step: ExpectDownStep) -> None:
+        target = self.down_identity[step.node]
+        killed_at = self.down_at[step.node]
+
+        async def check() -> str | None:
+            replies = await self._members_of_running()
+            missing = []
+            for observer, reply in replies.items():
+                if (
+                    self._latest_event_ts(
+                        observer, "member_down", "member", target, killed_at
+                    )
+                    is None
+                ):
+                    missing.append(f"{observer} emitted no member_down for {target}")
+                state = reply.state_of(target)
+                if state != "down":
+                    missing.append(f"{observer} lists {target} as {state or 'absent'}")
+            return _summarize(missing)
+
+        await self._poll(step.within, check)
+        latest = max(
+            self._latest_event_ts(node.name, "member_down", "member", target, killed_at)
+            or killed_at
+            for node in self.cluster.running()
+        )
+        self._record(step.measure, latest - killed_at, step.within)
+
+    async def _expect_rejoined(self, step: ExpectRejoinedStep) -> None:
+        previous = self.down_identity[step.node]
+        expected = Identity(
+            previous.id, previous.addr, previous.renewal + step.renewal_delta
+        )
+        ready_at = self.reference
+        restarted_at = self.restart_began[step.node]
+        node = self.cluster.node(step.node)
+        renames: set[str] = set()
+
+        async def check() -> str | None:
+            replies = await self._members_of_running()
+            missing = []
+            own = replies[step.node].identity
+            if own != expected:
+                missing.append(f"{step.node} has identity {own}, expected {expected}")
+            if step.rejoin_event and not any(
+                event.kind == "rejoin" and event.identity_field("identity") == expected
+                for event in node.events
+            ):
+                missing.append(
+                    f"{step.node} emitted no rejoin event with identity {expected}"
+                )
+            for observer, reply in replies.items():
+                if observer == step.node:
+                    continue
+                if (
+                    self._latest_event_ts(
+                        observer, "member_up", "member", expected, restarted_at
+                    )
+                    is None
+                ):
+                    missing.append(f"{observer} emitted no member_up for {expected}")
+                state = reply.state_of(expected)
+                if state != "alive":
+                    missing.append(
+                        f"{observer} lists {expected} as {state or 'absent'}"
+                    )
+                for entry in reply.members:
+                    if (
+                        entry.member.addr == expected.addr
+                        and entry.member != expected
+                        and entry.state == "alive"
+                    ):
+                        missing.append(
+                            f"{observer} still lists the old identity "
+                            f"{entry.member} as alive"
+                        )
+                if self._renamed(observer, previous, expected, restarted_at):
+                    renames.add(observer)
+                elif step.rename == "required":
+                    missing.append(
+                        f"{observer} emitted no rename from {previous} to {expected}"
+                    )
+            return _summarize(missing)
+
+        await self._poll(step.within, check)
+        observers = [n.name for n in self.cluster.running() if n.name != step.node]
+        self.result.notes.append(
+            f"{step.node} rejoined as {expected}; rename events from {len(renames)} of "
+            f"{len(observers)} other nodes"
+        )
+        latest = max(
+            self._latest_event_ts(name, "member_up", "member", expected, restarted_at)
+            or ready_at
+            for name in observers
+        )
+        self._record(step.measure, latest - ready_at, step.within)
+
+    def _renamed(
+        self, observer: str, old: Identity, new: Identity, since: float
+    ) -> bool:
+        return any(
+            event.kind == "rename"
+            and event.identity_field("old") == old
+            and event.identity_field("new") == new
+            for event in self.cluster.events_of(observer, since)
+        )
+
+    async def _expect_broadcast(self, step: ExpectBroadcastStep) -> None:
+        sent, sent_at = self.broadcasts[step.key]
+        wanted = (sent.key, sent.version, sent.data)
+        arrival: dict[str, float] = {}
+
+        def check_events() -> str | None:
+            missing = []
+            for node in self.cluster.running():
+                if node.name == sent.node:
+                    continue
+                times = [
+                    event.ts
+                    for event in self.cluster.events_of(node.name, sent_at)
+                    if event.kind == "broadcast" and broadcast_fields(event) == wanted
+                ]
+                if times:
+                    arrival[node.name] = min(times)
+                else:
+                    missing.append(node.name)
+            if not missing:
+                return None
+            return (
+                f"no broadcast event for key {sent.key!r} version {sent.version} "
+                f"data {sent.data or '(empty)'} from {sent.node} "
+                f"at {', '.join(missing)}"
+            )
+
+        async def check() -> str | None:
+            return check_events()
+
+        await self._poll(step.within, check)
+        self._record(
+            step.measure, max(arrival.values(), default=sent_at) - sent_at, step.within
+        )
+
+    async def _expect_cross_traffic(self, step: ExpectCrossTrafficStep) -> None:
+        labels = sorted(
+            {implementation.label for implementation in self.layout.values()}
+        )
+        pairs = [f"{a}->{b}" for a, b in itertools.permutations(labels, 2)]
+        if not pairs:
+            return
+
+        async def check() -> str | None:
+            counts = _wire_counts(
+                await self._current_stats(), self.cluster.impl_by_addr
+            )
+            missing = [
+                f"{pair} {message}"
+                for pair in pairs
+                for message in step.types
+                if counts.get(pair, {}).get(message, 0) == 0
+            ]
+            if not missing:
+                return None
+            return "no datagram decoded for " + ", ".join(missing)
+
+        await self._poll(step.within, check)
+
+    async def _current_stats(self) -> list[tuple[Node, StatsReply]]:
+        nodes = self.cluster.running()
+        replies = await asyncio.gather(
+            *(self.cluster.stats(node.name) for node in nodes)
+        )
+        return [*self.stats_snapshots, *zip(nodes, replies, strict=True)]
+
+    async def _expect_no_errors(self, step: ExpectNoErrorsStep) -> None:
+        self.cluster.check_health()
+        found = []
+        for node in self.cluster.running():
+            stats = await self.cluster.stats(node.name)
+            for error_class in step.classes:
+                count = stats.errors.get(error_class, 0)
+                if count:
+                    found.append(f"{node.name} counted {count} {error_class}")
+        if found:
+            raise ExpectationFailed("nodes counted errors: " + ", ".join(found))
+
+    # Results.
+
+    async def _collect_final_stats(self) -> None:
+        final: list[tuple[Node, StatsReply]] = []
+        for node in self.cluster.running():
+            try:
+                final.append((node, await self.cluster.stats(node.name)))
+            except HarnessError as error:
+                self.result.notes.append(
+                    f"final stats of {node.name} are missing: {error}"
+                )
+        everything = [*self.stats_snapshots, *final]
+        self.result.wire_counts = _wire_counts(everything, self.cluster.impl_by_addr)
+        for node, stats in everything:
+            key = f"{node.name}.{node.generation}"
+            self.result.errors_by_node[key] = {
+                k: v for k, v in sorted(stats.errors.items()) if v
+            }
+
+    def _finish(self) -> None:
+        self.result.nodes = [node.describe() for node in self.cluster.history]
+        timeline = self.cluster.merged_timeline()
+        self.result.last_events = [event.to_json() for event in timeline[-LAST_EVENTS:]]
+        try:
+            with (self.run_dir / "timeline.jsonl").open("w", encoding="utf-8") as out:
+                for event in timeline:
+                    out.write(json.dumps(event.to_json()) + "\n")
+        except OSError as error:
+            self.result.notes.append(f"could not write the timeline: {error}")
+
+
+def _summarize(missing: list[str], limit: int = 8) -> str | None:
+    if not missing:
+        return None
+    shown = "; ".join(missing[:limit])
+    return shown + (
+        f"; and {len(missing) - limit} more" if len(missing) > limit else ""
+    )
+
+
+def _wire_counts(
+    stats: Sequence[tuple[Node, StatsReply]], impl_by_addr: Mapping[str, Implementation]
+) -> dict[str, dict[str, int]]:
+    """Sum received datagrams by ``SENDER->RECEIVER`` label pair and message type.
+
+    Only pairs of different implementations are kept. A sender address that
+    no node of the run used counts under the label ``unknown``.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for node, reply in stats:
+        receiver = node.implementation.label
+        for sender_addr, per_type in reply.received.items():
+            sender_impl = impl_by_addr.get(sender_addr)
+            sender = sender_impl.label if sender_impl else "unknown"
+            if sender == receiver:
+                continue
+            pair = counts.setdefault(f"{sender}->{receiver}", {})
+            for message, count in per_type.items():
+                pair[message] = pair.get(message, 0) + count
+    return {
+        pair: dict(sorted(per_type.items()))
+        for pair, per_type in sorted(counts.items())
+    }
+
+
+def _describe_step(step: Step) -> str:
+    kind = next(name for name, cls in STEP_KINDS.items() if isinstance(step, cls))
+    node = getattr(step, "node", None)
+    return f"{kind} {node}" if node else kind
+
+
+async def run_scenario(scenario: Scenario, mix: str, options: RunOptions) -> RunResult:
+    """Run one scenario in one mix; a failure is reported in the result, not raised.
+
+    Raises ScenarioError only when the mix names an unknown implementation.
+    """
+    run = ScenarioRun(scenario, mix, options)
+    return await run.run()
+
+
+async def run_suite(
+    scenarios: Sequence[Scenario],
+    mixes: Sequence[str],
+    options: RunOptions,
+    unavailable: Mapping[str, str] | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Run every scenario in every mix, one at a time.
+
+    ``unavailable`` maps an implementation name to the reason it cannot run,
+    for example a failed cargo build. Runs that need it fail with that
+    reason without starting any process.
+    """
+    results = []
+    for scenario in scenarios:
+        for mix in mixes:
+            layout = mix_layout(mix, scenario.nodes, options.registry)
+            blocked = sorted(
+                {impl.name for impl in layout.values()} & set(unavailable or {})
+            )
+            if blocked and unavailable:
+                result = RunResult(
+                    scenario=scenario.name,
+                    mix=mix,
+                    passed=False,
+                    error="; ".join(
+                        f"{name} is unavailable: {unavailable[name]}"
+                        for name in blocked
+                    ),
+                )
+            else:
+                result = await run_scenario(scenario, mix, options)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def check_mixes(
+    mixes: Sequence[str],
+    scenarios: Sequence[Scenario],
+    registry: Mapping[str, Implementation],
+) -> None:
+    """Raise ScenarioError if a mix names an implementation the registry lacks."""
+    for mix in mixes:
+        for scenario in scenarios:
+            mix_layout(mix, scenario.nodes, registry)

@@ -1,0 +1,201 @@
+"""Write report.json and report.md for a suite run."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance.contract import CONTRACT_VERSION, MESSAGE_TYPES
+from conformance.harness import RunResult
+from conformance.impls import Implementation
+
+# Wire keys that every report lists, even when a run had no mixed cluster.
+REQUIRED_WIRE_PAIRS = ("py->rust", "rust->py")
+
+
+def aggregate_wire_counts(results: Sequence[RunResult]) -> dict[str, dict[str, int]]:
+    """Sum the cross-implementation datagram counts of every run.
+
+    ``py->rust`` and ``rust->py`` are always present with every message type,
+    zero where nothing was received.
+    """
+    totals: dict[str, dict[str, int]] = {
+        pair: dict.fromkeys(MESSAGE_TYPES, 0) for pair in REQUIRED_WIRE_PAIRS
+    }
+    for result in results:
+        for pair, per_type in result.wire_counts.items():
+            bucket = totals.setdefault(pair, dict.fromkeys(MESSAGE_TYPES, 0))
+            for message, count in per_type.items():
+                bucket[message] = bucket.get(message, 0) + count
+    return totals
+
+
+def _versions(results: Sequence[RunResult]) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = {}
+    for result in results:
+        for impl, versions in result.versions().items():
+            seen.setdefault(impl, set()).update(versions)
+    return {impl: sorted(versions) for impl, versions in sorted(seen.items())}
+
+
+def build_report(
+    results: Sequence[RunResult],
+    *,
+    seed: str,
+    runtime: str,
+    registry: Mapping[str, Implementation],
+    config_overrides: Sequence[tuple[str, Any]] = (),
+    started_at: float | None = None,
+    duration_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Build the report.json object."""
+    date = datetime.datetime.fromtimestamp(
+        started_at if started_at is not None else datetime.datetime.now().timestamp(),
+        tz=datetime.UTC,
+    )
+    passed = sum(1 for result in results if result.passed)
+    used = {node["impl"] for result in results for node in result.nodes}
+    return {
+        "date": date.isoformat(timespec="seconds"),
+        "runtime": runtime,
+        "seed": seed,
+        "contract": CONTRACT_VERSION,
+        "versions": _versions(results),
+        "implementations": {
+            name: " ".join(impl.command)
+            for name, impl in sorted(registry.items())
+            if name in used
+        },
+        "config_overrides": {name: str(value) for name, value in config_overrides},
+        "harness": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "duration_seconds": round(duration_seconds, 3)
+        if duration_seconds is not None
+        else None,
+        "summary": {
+            "total": len(results),
+            "passed": passed,
+            "failed": len(results) - passed,
+        },
+        "results": [result.to_json() for result in results],
+        "wire": {
+            "message_counts": aggregate_wire_counts(results),
+            "note": (
+                "SENDER->RECEIVER: datagrams of each message type that receivers "
+                "decoded and accepted, summed from the stats of every node of every "
+                "run, taken before each kill or stop and at the end of each run"
+            ),
+        },
+    }
+
+
+def _cell(result: RunResult | None) -> str:
+    if result is None:
+        return "-"
+    status = "pass" if result.passed else "**FAIL**"
+    return f"{status} ({result.duration_seconds:.1f} s)"
+
+
+def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> str:
+    """Render report.md: the scenario x mix matrix, the wire table and the failures."""
+    scenarios = list(dict.fromkeys(result.scenario for result in results))
+    mixes = list(dict.fromkeys(result.mix for result in results))
+    by_key = {(result.scenario, result.mix): result for result in results}
+    summary = report["summary"]
+    lines = [
+        "# Conformance report",
+        "",
+        f"- date: {report['date']}",
+        f"- runtime: {report['runtime']}",
+        f"- seed: {report['seed']}",
+        f"- result: {summary['passed']} of {summary['total']} runs passed",
+    ]
+    for impl, versions in report["versions"].items():
+        lines.append(f"- {impl}: {', '.join(versions)}")
+    if report["config_overrides"]:
+        overrides = ", ".join(f"{k}={v}" for k, v in report["config_overrides"].items())
+        lines.append(f"- config overrides: {overrides}")
+
+    lines += ["", "## Results", "", "| scenario | " + " | ".join(mixes) + " |"]
+    lines.append("|---" * (len(mixes) + 1) + "|")
+    for scenario in scenarios:
+        cells = [_cell(by_key.get((scenario, mix))) for mix in mixes]
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+
+    measured = [result for result in results if result.measurements]
+    if measured:
+        lines += [
+            "",
+            "## Measured times",
+            "",
+            "| run | measure | seconds | bound (s) |",
+            "|---|---|---|---|",
+        ]
+        for result in measured:
+            for name, measurement in sorted(result.measurements.items()):
+                lines.append(
+                    f"| {result.run_id} | {name} | {measurement.seconds:.2f} | "
+                    f"{measurement.bound_seconds:.2f} |"
+                )
+
+    counts = report["wire"]["message_counts"]
+    pairs = list(counts)
+    lines += [
+        "",
+        "## Datagrams decoded across implementations",
+        "",
+        "Counts of datagrams that the receiver decoded and accepted, by sender and "
+        "receiver implementation.",
+        "",
+        "| message | " + " | ".join(pairs) + " |",
+        "|---" * (len(pairs) + 1) + "|",
+    ]
+    for message in MESSAGE_TYPES:
+        lines.append(
+            f"| {message} | "
+            + " | ".join(str(counts[p].get(message, 0)) for p in pairs)
+            + " |"
+        )
+
+    failures = [result for result in results if not result.passed]
+    if failures:
+        lines += ["", "## Failures"]
+    for result in failures:
+        lines += [
+            "",
+            f"### {result.run_id}",
+            "",
+            "```",
+            result.error or "(no error message)",
+            "```",
+        ]
+        if result.run_dir:
+            lines += ["", f"Run folder: `{result.run_dir}`"]
+        if result.nodes:
+            lines += ["", "Node logs:", ""]
+            for node in result.nodes:
+                lines.append(
+                    f"- {node['node']}.{node['generation']} ({node['impl']}, "
+                    f"{node['bind']}, exit {node['exit_status']}): `{node['log']}`"
+                )
+        if result.last_events:
+            lines += ["", f"Last {len(result.last_events)} events:", "", "```"]
+            lines += [json.dumps(event) for event in result.last_events]
+            lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    report_dir: Path, report: Mapping[str, Any], results: Sequence[RunResult]
+) -> tuple[Path, Path]:
+    """Write report.json and report.md under ``report_dir`` and return their paths."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path = report_dir / "report.json"
+    md_path = report_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(report, results), encoding="utf-8")
+    return json_path, md_path

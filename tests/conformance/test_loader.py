@@ -1,0 +1,415 @@
+"""Scenario loading, config presets and bound derivation; no processes start."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.bounds import Bound
+from conformance.config import (
+    Periodic,
+    apply_overrides,
+    config_mismatches,
+    parse_set_option,
+    preset_config,
+)
+from conformance.errors import ScenarioError
+from conformance.impls import build_registry, mix_layout, parse_impl_option
+from conformance.scenario import (
+    ExpectDownStep,
+    KillStep,
+    StartStep,
+    load_scenario,
+    load_scenarios,
+    parse_scenario,
+)
+
+MINIMAL: dict[str, Any] = {
+    "name": "sample",
+    "nodes": 3,
+    "config": {"preset": "simple", "set": {"probe_period_ms": 500}},
+    "bounds": {
+        "detect": "probe_period * 2 * (nodes - 1) + suspect_to_down_after + slack"
+    },
+    "steps": [
+        {"start": {"nodes": "all"}},
+        {"wait_converged": {"within": "probe_period * 10"}},
+        {"kill": {"node": "n1"}},
+        {"expect_down": {"node": "n1", "within": "detect"}},
+    ],
+}
+
+
+def scenario_with(**changes: Any) -> dict[str, Any]:
+    data = {**MINIMAL, **changes}
+    data["steps"] = list(data["steps"])
+    return data
+
+
+def with_step(index: int, step: dict[str, Any]) -> dict[str, Any]:
+    data = scenario_with()
+    data["steps"][index] = step
+    return data
+
+
+def test_shipped_scenarios_load() -> None:
+    scenarios = load_scenarios()
+
+    assert set(scenarios) == {
+        "converge",
+        "crash_detect",
+        "rejoin_renewed",
+        "restart_old_identity",
+        "broadcast",
+    }
+
+
+def test_restart_old_identity_enables_notify_down_members() -> None:
+    scenario = load_scenarios()["restart_old_identity"]
+
+    assert scenario.config.build().notify_down_members is True
+
+
+def test_minimal_scenario_parses_steps() -> None:
+    scenario = parse_scenario(scenario_with(), "sample.yaml")
+
+    assert scenario.nodes == ("n0", "n1", "n2")
+    assert scenario.steps[0] == StartStep(nodes=("n0", "n1", "n2"), seed="previous")
+    assert scenario.steps[2] == KillStep(node="n1")
+    assert isinstance(scenario.steps[3], ExpectDownStep)
+
+
+def test_scenario_is_frozen() -> None:
+    scenario = parse_scenario(scenario_with(), "sample.yaml")
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scenario.name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            scenario_with(colour="red"), "unknown key(s) 'colour'", id="top-level-key"
+        ),
+        pytest.param(
+            scenario_with(config={"preset": "simple", "sets": {}}),
+            "unknown key(s) 'sets'",
+            id="config-key",
+        ),
+        pytest.param(
+            with_step(2, {"kill": {"node": "n1", "signal": 9}}),
+            "unknown key(s) 'signal'",
+            id="step-argument",
+        ),
+        pytest.param(
+            with_step(2, {"partition": {"node": "n1"}}),
+            "unknown step kind 'partition'",
+            id="step-kind",
+        ),
+        pytest.param(
+            scenario_with(config={"preset": "simple", "set": {"probe_perid_ms": 5}}),
+            "unknown config field 'probe_perid_ms'",
+            id="config-field",
+        ),
+    ],
+)
+def test_loader_rejects_unknown_keys(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data, "sample.yaml")
+
+    assert message in str(caught.value)
+    assert "sample.yaml" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            scenario_with(config={"preset": "lan"}),
+            "invalid config preset 'lan'",
+            id="preset",
+        ),
+        pytest.param(
+            scenario_with(
+                config={"preset": "simple", "set": {"probe_period_ms": "fast"}}
+            ),
+            "expected a non-negative integer of milliseconds",
+            id="duration-value",
+        ),
+        pytest.param(
+            scenario_with(
+                config={"preset": "simple", "set": {"periodic_gossip": "200"}}
+            ),
+            "expected off or FREQUENCY_MS:NUM_MEMBERS",
+            id="periodic-value",
+        ),
+        pytest.param(
+            scenario_with(bounds={"detect": "probe_period * rounds"}),
+            "unknown name 'rounds'",
+            id="bound-variable",
+        ),
+        pytest.param(
+            scenario_with(bounds={"detect": "probe_period *"}),
+            "invalid bound",
+            id="bound-syntax",
+        ),
+        pytest.param(
+            scenario_with(bounds={"detect": "__import__('os')"}),
+            "only numbers, names",
+            id="bound-call",
+        ),
+        pytest.param(
+            with_step(
+                3, {"expect_down": {"node": "n1", "within": "probe_period + later"}}
+            ),
+            "unknown name 'later'",
+            id="inline-bound",
+        ),
+        pytest.param(
+            with_step(2, {"kill": {"node": "n7"}}), "unknown node 'n7'", id="node-name"
+        ),
+        pytest.param(
+            scenario_with(steps=[*MINIMAL["steps"][:3], {"kill": {"node": "n1"}}]),
+            "n1 is not running",
+            id="kill-twice",
+        ),
+        pytest.param(
+            with_step(3, {"restart": {"node": "n0", "identity": "renewed"}}),
+            "must have been started and then killed",
+            id="restart-running",
+        ),
+        pytest.param(
+            with_step(3, {"expect_broadcast": {"key": "k", "within": "slack"}}),
+            "no earlier broadcast step uses key 'k'",
+            id="broadcast-key",
+        ),
+        pytest.param(
+            scenario_with(steps=[{"kill": {"node": "n0"}}]),
+            "n0 is not running",
+            id="kill-before-start",
+        ),
+        pytest.param(
+            with_step(
+                3,
+                {
+                    "broadcast": {
+                        "node": "n0",
+                        "key": "k",
+                        "version": 1,
+                        "data": "abc",
+                        "send": True,
+                    }
+                },
+            ),
+            "hex digit pairs",
+            id="broadcast-data",
+        ),
+    ],
+)
+def test_loader_rejects_invalid_scenario(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data, "sample.yaml")
+
+    assert message in str(caught.value)
+
+
+def test_load_scenario_reports_yaml_errors(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n", encoding="utf-8")
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+
+    assert str(path) in str(caught.value)
+
+
+def test_load_scenarios_rejects_duplicate_names(tmp_path: Path) -> None:
+    for file_name in ("a.yaml", "b.yaml"):
+        (tmp_path / file_name).write_text(yaml.safe_dump(MINIMAL), encoding="utf-8")
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios(tmp_path)
+
+    assert "also used by" in str(caught.value)
+
+
+def test_crash_detect_bound_derives_from_config() -> None:
+    scenario = load_scenarios()["crash_detect"]
+    config = scenario.config.build()
+    variables = {
+        **config.bound_variables(),
+        "nodes": 5.0,
+        "slack": scenario.slack_ms / 1000,
+    }
+    detect = dict(scenario.bounds)["detect"]
+
+    # probe_period 0.5 s * 2 * 4 + suspect_to_down_after 1.5 s + slack 3 s.
+    assert detect.seconds(variables) == pytest.approx(8.5)
+
+
+def test_bound_follows_config_override() -> None:
+    bound = Bound.parse("probe_period * 2 + suspect_to_down_after")
+    config = apply_overrides(preset_config("simple"), {"probe_period_ms": 200})
+
+    assert bound.seconds(config.bound_variables()) == pytest.approx(0.4 + 3.0)
+
+
+def test_bound_rejects_non_positive_value() -> None:
+    bound = Bound.parse("probe_period - probe_period")
+
+    with pytest.raises(ScenarioError):
+        bound.seconds(preset_config("simple").bound_variables())
+
+
+def test_bound_of_periodic_off_is_zero() -> None:
+    variables = preset_config("simple").bound_variables()
+
+    assert variables["periodic_gossip"] == 0.0
+
+
+def test_simple_preset_matches_foca() -> None:
+    config = preset_config("simple")
+
+    assert config.probe_period_ms == 1500
+    assert config.probe_rtt_ms == 500
+    assert config.max_transmissions == 10
+    assert config.suspect_to_down_after_ms == 3000
+    assert config.notify_down_members is False
+    assert config.periodic_gossip is None
+
+
+@pytest.mark.parametrize(
+    ("size", "max_transmissions", "suspect_ms"),
+    [
+        pytest.param(1, 1, 4000, id="lan-1"),
+        pytest.param(3, 2, 4000, id="lan-3"),
+        pytest.param(5, 3, 4000, id="lan-5"),
+        pytest.param(10, 4, 4000, id="lan-10"),
+        pytest.param(20, 5, 5204.12, id="lan-20"),
+        pytest.param(100, 8, 8000, id="lan-100"),
+    ],
+)
+def test_lan_preset_matches_foca(
+    size: int, max_transmissions: int, suspect_ms: float
+) -> None:
+    config = preset_config(f"lan:{size}")
+
+    assert config.max_transmissions == max_transmissions
+    assert config.suspect_to_down_after_ms == pytest.approx(suspect_ms, abs=0.01)
+    assert config.periodic_gossip == Periodic(200, 3)
+    assert config.notify_down_members is True
+
+
+def test_wan_preset_matches_foca() -> None:
+    config = preset_config("wan:100")
+
+    assert config.probe_period_ms == 5000
+    assert config.probe_rtt_ms == 3000
+    assert config.suspect_to_down_after_ms == pytest.approx(60_000)
+    assert config.periodic_announce_to_down_members == Periodic(125_000, 3)
+
+
+def test_set_option_parses_each_kind() -> None:
+    assert parse_set_option("probe_period_ms=250") == ("probe_period_ms", 250)
+    assert parse_set_option("notify_down_members=true") == ("notify_down_members", True)
+    assert parse_set_option("periodic_gossip=off") == ("periodic_gossip", None)
+    assert parse_set_option("periodic_announce=1000:2") == (
+        "periodic_announce",
+        Periodic(1000, 2),
+    )
+
+
+def test_set_option_rejects_missing_equals() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_set_option("probe_period_ms")
+
+    assert "FIELD=VALUE" in str(caught.value)
+
+
+def _reported(preset: str) -> dict[str, Any]:
+    config = preset_config(preset)
+    report: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        report[field.name] = str(value) if isinstance(value, Periodic) else value
+    return report
+
+
+def test_config_mismatches_accepts_matching_report() -> None:
+    assert config_mismatches(preset_config("lan:5"), _reported("lan:5")) == []
+
+
+def test_config_mismatches_accepts_rounded_duration() -> None:
+    report = _reported("lan:20") | {"suspect_to_down_after_ms": 5204}
+
+    assert config_mismatches(preset_config("lan:20"), report) == []
+
+
+def test_config_mismatches_accepts_periodic_object() -> None:
+    report = _reported("lan:5") | {
+        "periodic_gossip": {"frequency_ms": 200, "num_members": 3}
+    }
+
+    assert config_mismatches(preset_config("lan:5"), report) == []
+
+
+def test_config_mismatches_names_wrong_field() -> None:
+    report = _reported("lan:5") | {"periodic_gossip": "off", "probe_rtt_ms": 450}
+
+    problems = config_mismatches(preset_config("lan:5"), report)
+
+    assert "periodic_gossip is off, expected 200:3" in problems
+    assert "probe_rtt_ms is 450, expected 500" in problems
+
+
+def test_config_mismatches_names_missing_field() -> None:
+    report = _reported("simple")
+    del report["max_packet_size"]
+
+    problems = config_mismatches(preset_config("simple"), report)
+
+    assert problems == ["max_packet_size is missing (expected 1400)"]
+
+
+def test_mixed_layout_alternates_python_and_rust() -> None:
+    registry = build_registry([])
+    layout = mix_layout("mixed", ("n0", "n1", "n2", "n3", "n4"), registry)
+
+    assert [layout[name].name for name in layout] == [
+        "python",
+        "rust",
+        "python",
+        "rust",
+        "python",
+    ]
+
+
+def test_mix_layout_rejects_unknown_implementation() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        mix_layout("python+java", ("n0",), build_registry([]))
+
+    assert "unknown implementation 'java'" in str(caught.value)
+
+
+def test_impl_option_adds_implementation() -> None:
+    registry = build_registry(["mine=/opt/node --verbose 'two words'"])
+
+    assert registry["mine"].command == ("/opt/node", "--verbose", "two words")
+    assert registry["mine"].needs_rust_build is False
+
+
+def test_impl_option_replacing_rust_skips_build() -> None:
+    registry = build_registry(["rust=/opt/rust_peer"])
+
+    assert registry["rust"].needs_rust_build is False
+    assert registry["rust"].label == "rust"
+
+
+def test_impl_option_rejects_empty_command() -> None:
+    with pytest.raises(ScenarioError):
+        parse_impl_option("mine=")
