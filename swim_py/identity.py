@@ -87,3 +87,38 @@ class Identity:
         if self.id:
             return f"{self.id.hex()}@{self.addr}#{self.renewal}"
         return f"{self.addr}#{self.renewal}"
+
+
+@dataclass(frozen=True, slots=True)
+class SocketAddrIdentity(Identity):
+    """An identity that is only its address, like foca's ``SocketAddr`` identity.
+
+    ``id`` is always empty and ``renewal`` always 0. It cannot renew, so a
+    node declared Down goes undead instead of rejoining. An instance never
+    equals a plain ``Identity`` with the same fields, because dataclass
+    equality compares the class too.
+    """
+
+    def __post_init__(self) -> None:
+        Identity.__post_init__(self)
+        if self.id or self.renewal:
+            raise ValueError(
+                f"SocketAddrIdentity takes only an address, got id={self.id!r}"
+                f" renewal={self.renewal}: use Identity for those fields"
+            )
+
+    def renew(self) -> Identity | None:
+        """Return None: an address-only identity has no successor."""
+        return None
+
+    def win_addr_conflict(self, other: Identity) -> bool:
+        """Return False.
+
+        Two SocketAddrIdentity values with one address are equal, so the core
+        calls this only when an identity of another class shares the address.
+        An update with that identity then replaces a stored SocketAddrIdentity.
+        """
+        return False
+
+    def __str__(self) -> str:
+        return str(self.addr)
