@@ -132,6 +132,15 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log node starts and kills"
     )
 
+    commands.add_parser(
+        "codec",
+        help=(
+            "check the working tree's schema and both codecs against each other"
+            " and the golden vectors (see `swim-conformance codec --help`)"
+        ),
+        add_help=False,
+    )
+
     listing = commands.add_parser("list", help="list the scenarios and implementations")
     listing.add_argument(
         "--scenario-dir",
@@ -294,7 +303,13 @@ def _command_list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["codec"]:
+        # The codec check has its own parser, which must also see --help.
+        from conformance.codec_check import main as codec_main
+
+        return codec_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     try:
         if args.command == "run":
             return _command_run(args)

@@ -1,6 +1,9 @@
 //! `rust_peer`: one foca SWIM member over UDP, driven by the conformance
 //! harness over a JSON-lines TCP control connection.
 //!
+//! The `vectors` and `oracle` subcommands (see `tools.rs`) run no member:
+//! they write golden datagrams and serve codec requests for swim_py's tests.
+//!
 //! Flags follow the peer contract (`conformance/PEER_CONTRACT.md`). An invalid
 //! flag or value exits with status 2 before anything is bound; a start-up
 //! failure after that exits with status 1.
@@ -11,10 +14,15 @@ mod broadcast;
 mod codec;
 mod config;
 mod control;
+mod datagram;
+mod datagram_json;
 mod driver;
 mod identity;
+mod oracle;
 mod stats;
 mod timers;
+mod tools;
+mod vectors;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -42,7 +50,12 @@ pub const VERSION: &str = concat!(
 #[command(
     about = "Runs one foca SWIM member over UDP, driven over a JSON-lines control connection"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    /// A tool to run instead of a cluster member.
+    #[command(subcommand)]
+    tool: Option<tools::Tool>,
+
     /// UDP address to bind; port 0 lets the OS choose.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     bind: SocketAddr,
@@ -96,6 +109,9 @@ impl FromStr for HexBytes {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = args.tool {
+        return tools::run(tool);
+    }
     let config = match config::build(args.config, &args.set) {
         Ok(config) => config,
         Err(message) => Args::command()
@@ -193,6 +209,29 @@ mod tests {
         assert_eq!(args.bind, "127.0.0.1:0".parse().unwrap());
         assert!(args.id.0.is_empty());
         assert_eq!(args.config, Preset::Simple);
+    }
+
+    #[test]
+    fn cli_parses_tool_subcommands() {
+        let args = Args::try_parse_from(["rust_peer"]).expect("no flag is required");
+        assert!(args.tool.is_none());
+
+        let args = Args::try_parse_from(["rust_peer", "vectors", "--out", "dir", "--check"])
+            .expect("vectors subcommand parses");
+        assert!(matches!(
+            args.tool,
+            Some(tools::Tool::Vectors { ref out, check: true }) if out.as_os_str() == "dir"
+        ));
+
+        let args = Args::try_parse_from(["rust_peer", "oracle"]).expect("oracle parses");
+        assert!(matches!(args.tool, Some(tools::Tool::Oracle)));
+    }
+
+    #[test]
+    fn cli_rejects_member_flags_with_tools() {
+        let err = Args::try_parse_from(["rust_peer", "--bind", "127.0.0.1:0", "oracle"])
+            .expect_err("member flags and a tool conflict");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -4,7 +4,8 @@ The core frames whole datagrams (COUNT, updates, custom broadcasts) and asks a
 codec for one item at a time, so every encoding must be self-delimiting.
 ``ProtobufCodec`` implements the schema in ``proto/swim.proto`` with
 protobuf's length-delimited framing, the same bytes that ``rust_peer``'s prost
-codec produces for foca 1.0.
+codec produces for foca 1.0. ``BincodeCodec`` produces the bytes of foca's
+``bincode-codec`` feature with ``bincode::config::standard()``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 
+from swim_py.codec import _wire_rules
 from swim_py.codec._generated import swim_pb2 as pb
+from swim_py.codec.bincode import BincodeCodec
 from swim_py.errors import DecodeError
 from swim_py.identity import Address, Identity
 from swim_py.payload import (
@@ -37,7 +40,13 @@ from swim_py.payload import (
     TurnUndead,
 )
 
-__all__ = ["Codec", "ProtobufCodec", "encode_varint", "decode_varint"]
+__all__ = [
+    "BincodeCodec",
+    "Codec",
+    "ProtobufCodec",
+    "encode_varint",
+    "decode_varint",
+]
 
 # A varint of a 64-bit value takes at most 10 bytes.
 _MAX_VARINT_LEN = 10
@@ -180,8 +189,23 @@ def _read_delimited(data: bytes, offset: int, what: str) -> tuple[bytes, int]:
 
 
 def _parse(message: pb.Header | pb.Member, body: bytes, what: str) -> None:
+    # Bytes that are the canonical encoding of what upb parsed decode the
+    # same in prost. Anything else goes through prost's rules first, because
+    # upb accepts some bytes that prost rejects and the other way round.
     try:
         message.ParseFromString(body)
+        message.DiscardUnknownFields()
+        if message.SerializeToString(deterministic=True) == body:
+            return
+    except _ProtobufDecodeError:
+        pass
+    try:
+        known_fields = _wire_rules.normalize(message.DESCRIPTOR, body)
+    except _wire_rules.WireError as exc:
+        raise DecodeError(f"invalid {what} protobuf: {exc}") from None
+    message.Clear()
+    try:
+        message.ParseFromString(known_fields)
     except _ProtobufDecodeError as exc:
         raise DecodeError(f"invalid {what} protobuf: {exc}") from None
 
