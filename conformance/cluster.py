@@ -389,7 +389,16 @@ class Cluster:
             raise HarnessError(f"node {name} was never started") from None
 
     async def request(self, name: str, cmd: str, **arguments: Any) -> dict[str, Any]:
+        """Send a command and return its reply.
+
+        Raises HarnessError at once for a paused node, which could not reply
+        before it is resumed.
+        """
         node = self.node(name)
+        if node.process.paused:
+            raise HarnessError(
+                f"cannot send {cmd!r} to {name}: it is paused; resume it first"
+            )
         return await node.connection.request(cmd, self.timing.reply, **arguments)
 
     async def members(self, name: str) -> MembersReply:
@@ -427,6 +436,30 @@ class Cluster:
             if node.connection.closed.is_set():
                 raise NodeExitedError(f"{node.name} closed its control connection")
 
+    def pause(self, name: str) -> float:
+        """SIGSTOP a node and return the wall-clock time of the signal."""
+        node = self.node(name)
+        paused_at = time.time()
+        node.process.pause()
+        logger.info("paused %s pid %d", name, node.process.pid)
+        return paused_at
+
+    def resume(self, name: str) -> float:
+        """SIGCONT a paused node and return the wall-clock time of the signal."""
+        node = self.node(name)
+        resumed_at = time.time()
+        node.process.resume()
+        logger.info("resumed %s pid %d", name, node.process.pid)
+        return resumed_at
+
+    def paused(self) -> list[Node]:
+        return [node for node in self.nodes.values() if node.process.paused]
+
+    def resume_all(self) -> None:
+        """SIGCONT every paused node."""
+        for node in self.paused():
+            self.resume(node.name)
+
     async def kill(self, name: str) -> float:
         """SIGKILL a node and return the wall-clock time of the signal."""
         node = self.node(name)
@@ -440,9 +473,10 @@ class Cluster:
 
     async def stop(self, name: str) -> float:
         """Send ``stop``, wait for the exit, and return the wall-clock time of
-        the command."""
+        the command. A paused node is resumed first, so that it can reply."""
         node = self.node(name)
         node.exit_expected = True
+        node.process.resume()
         stopped_at = time.time()
         await node.connection.request("stop", self.timing.reply)
         code = await node.process.wait(self.timing.stop_grace)
@@ -473,12 +507,17 @@ class Cluster:
         )
 
     async def close(self) -> None:
-        """End every node process: close its connection, then SIGTERM, then SIGKILL."""
+        """End every node process: close its connection, then SIGTERM, then SIGKILL.
+
+        A paused node is resumed first, so that it can read the closed
+        connection and exit.
+        """
         await asyncio.gather(*(self._close_node(node) for node in self.history))
 
     async def _close_node(self, node: Node) -> None:
         if node.process.running():
             node.exit_expected = True
+            node.process.resume()
             await node.connection.close()
             code = await node.process.wait(self.timing.stop_grace)
             if code is None:

@@ -4,13 +4,14 @@
 steps in order and returns a RunResult. A failed expectation or a
 misbehaving node makes the result fail but raises nothing. Every process
 the run started is ended, also on cancellation (Ctrl-C). Each expectation
-polls the nodes until it holds or its bound, evaluated from the run's
-config, runs out.
+polls the nodes until it is met or its bound, evaluated from the run's
+config, runs out. expect_never_down instead waits out its whole window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -29,6 +30,7 @@ from conformance.contract import (
     StatsReply,
     broadcast_fields,
 )
+from conformance.datagrams import DATAGRAM_KINDS, DatagramSender, build_datagram
 from conformance.errors import ExpectationFailed, HarnessError
 from conformance.impls import Implementation, mix_layout
 from conformance.scenario import (
@@ -37,16 +39,22 @@ from conformance.scenario import (
     ExpectBroadcastStep,
     ExpectCrossTrafficStep,
     ExpectDownStep,
+    ExpectErrorsStep,
+    ExpectNeverDownStep,
     ExpectNoErrorsStep,
     ExpectRejoinedStep,
     KillStep,
+    PauseStep,
     RestartStep,
+    ResumeStep,
     Scenario,
+    SendDatagramStep,
     StartStep,
     Step,
     StopStep,
     WaitConvergedStep,
 )
+from conformance.verdicts import Injection, disagreement, format_rise
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +86,15 @@ class Measurement:
     bound_seconds: float
 
 
+@dataclass(frozen=True)
+class PausedNode:
+    """A node's identity and incarnation just before a pause step stopped it."""
+
+    identity: Identity
+    incarnation: int
+    paused_at: float
+
+
 @dataclass
 class RunResult:
     """The outcome of one scenario in one mix."""
@@ -93,6 +110,7 @@ class RunResult:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     last_events: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    datagram_verdicts: list[dict[str, Any]] = field(default_factory=list)
     run_dir: str = ""
     started_at: float = 0.0
 
@@ -128,6 +146,8 @@ class RunResult:
                 "notes": self.notes,
             }
         )
+        if self.datagram_verdicts:
+            result["datagram_verdicts"] = self.datagram_verdicts
         if not self.passed:
             result["last_events"] = self.last_events
         return result
@@ -189,6 +209,9 @@ class ScenarioRun:
         self.restart_began: dict[str, float] = {}
         self.broadcasts: dict[str, tuple[BroadcastStep, float]] = {}
         self.stats_snapshots: list[tuple[Node, StatsReply]] = []
+        self.paused: dict[str, PausedNode] = {}
+        self.datagrams = DatagramSender()
+        self.injections: list[Injection] = []
 
     def _mark(self, at: float | None = None) -> None:
         # `at` is an earlier wall-clock time, such as the moment of a SIGKILL.
@@ -223,8 +246,11 @@ class ScenarioRun:
             )
         finally:
             try:
+                # A run that failed or was cancelled may leave nodes paused.
+                self.cluster.resume_all()
                 await self._collect_final_stats()
             finally:
+                self.datagrams.close()
                 await self.cluster.close()
                 self.result.duration_seconds = time.monotonic() - started
                 self._finish()
@@ -243,6 +269,11 @@ class ScenarioRun:
             ExpectBroadcastStep: self._expect_broadcast,
             ExpectCrossTrafficStep: self._expect_cross_traffic,
             ExpectNoErrorsStep: self._expect_no_errors,
+            PauseStep: self._pause,
+            ResumeStep: self._resume,
+            SendDatagramStep: self._send_datagram,
+            ExpectErrorsStep: self._expect_errors,
+            ExpectNeverDownStep: self._expect_never_down,
         }
         await handlers[type(step)](step)
 
@@ -267,6 +298,29 @@ class ScenarioRun:
                     f"not satisfied within {limit:.2f} s (bound {bound}): {missing}"
                 )
             await asyncio.sleep(self.poll_interval)
+
+    async def _observe(
+        self, bound: Bound, check: Callable[[], str | None] | None = None
+    ) -> None:
+        """Wait until the bound, counted from the last action step, has passed.
+
+        This is a deliberate observation window, not a deadline. ``check``
+        returns a description of a violation, which ends the wait at once
+        with ExpectationFailed.
+        """
+        limit = bound.seconds(self.variables)
+        deadline = self.reference_monotonic + limit
+        while True:
+            self.cluster.check_health()
+            violation = check() if check else None
+            if violation is not None:
+                raise ExpectationFailed(
+                    f"within the {limit:.2f} s window (bound {bound}): {violation}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(self.poll_interval, remaining))
 
     def _record(self, measure: str | None, seconds: float, bound: Bound) -> None:
         if measure is not None:
@@ -369,6 +423,71 @@ class ScenarioRun:
                 f"with the new key {step.key!r}, expected true"
             )
         self.broadcasts[step.key] = (step, sent_at)
+        self._mark()
+
+    async def _pause(self, step: PauseStep) -> None:
+        reply = await self.cluster.members(step.node)
+        paused_at = self.cluster.pause(step.node)
+        self.paused[step.node] = PausedNode(
+            reply.identity, reply.incarnation, paused_at
+        )
+        self._mark(paused_at)
+
+    async def _resume(self, step: ResumeStep) -> None:
+        if step.after is not None:
+            await self._observe(step.after)
+        self._mark(self.cluster.resume(step.node))
+
+    def _stand_in_sender(self, target: Node) -> Node:
+        # A node of the target's implementation, so that a datagram the
+        # target accepts counts as traffic within one implementation and
+        # stays out of the cross-implementation wire counts.
+        for node in self.cluster.running():
+            if (
+                node is not target
+                and node.implementation == target.implementation
+                and not node.process.paused
+            ):
+                return node
+        raise HarnessError(
+            f"no other running {target.implementation.name} node to name as the "
+            f"sender of datagrams to {target.name}; the scenario needs at least "
+            "two nodes of each implementation in the mix"
+        )
+
+    async def _send_datagram(self, step: SendDatagramStep) -> None:
+        target = self.cluster.node(step.node)
+        kind = DATAGRAM_KINDS[step.kind]
+        target_identity = (await self.cluster.members(step.node)).identity
+        if kind.uses_sender:
+            sender = self._stand_in_sender(target)
+            sender_identity = (await self.cluster.members(sender.name)).identity
+        else:
+            sender_identity = target_identity
+        data = build_datagram(
+            step.kind, target_identity, sender_identity, self.config.max_packet_size
+        )
+        baseline = await self.cluster.stats(step.node)
+        for _ in range(step.repeat):
+            self.datagrams.send(data, target.bind)
+        self.injections.append(
+            Injection(
+                target,
+                step.kind,
+                step.repeat,
+                baseline,
+                counted_as=kind.counted_as,
+                sender_addr=sender_identity.addr,
+            )
+        )
+        logger.info(
+            "sent %d %s datagram(s) of %d bytes from %s to %s",
+            step.repeat,
+            step.kind,
+            len(data),
+            self.datagrams.address,
+            step.node,
+        )
         self._mark()
 
     # Expectations.
@@ -597,6 +716,133 @@ class ScenarioRun:
         if found:
             raise ExpectationFailed("nodes counted errors: " + ", ".join(found))
 
+    def _latest_injection(self, node: Node) -> Injection | None:
+        for injection in reversed(self.injections):
+            if injection.node is node:
+                return injection
+        return None
+
+    async def _expect_errors(self, step: ExpectErrorsStep) -> None:
+        injection = self._latest_injection(self.cluster.node(step.node))
+        if injection is None:
+            raise HarnessError(f"no send_datagram step sent to {step.node} yet")
+
+        async def check() -> str | None:
+            rises = injection.observe(await self.cluster.stats(step.node))
+            if rises.get(step.error_class, 0) < step.at_least:
+                return f"{injection.label} counted {format_rise(rises)}"
+            return injection.missing_received()
+
+        try:
+            await self._poll(step.within, check)
+        except ExpectationFailed as error:
+            raise ExpectationFailed(
+                f"datagram kind {injection.kind}: expected {step.error_class} "
+                f"+{step.at_least} or more; {error}"
+                + await self._other_verdicts(injection)
+            ) from None
+        injection.verdict = dict(injection.errors_seen)
+        problem = disagreement(injection, self.injections)
+        if problem is not None:
+            raise ExpectationFailed(problem)
+
+    async def _other_verdicts(self, injection: Injection) -> str:
+        # The same kind on other nodes, settled or not, for the failure message.
+        parts = []
+        for other in self.injections:
+            if other.kind != injection.kind or other.node is injection.node:
+                continue
+            if other.verdict is not None:
+                parts.append(f"{other.label} counted {format_rise(other.verdict)}")
+                continue
+            # An unsettled injection's baseline is only valid while it is the
+            # node's latest one.
+            if other.node.running() and other is self._latest_injection(other.node):
+                with contextlib.suppress(HarnessError):
+                    other.observe(await self.cluster.stats(other.node.name))
+                    parts.append(
+                        f"{other.label} counted {format_rise(other.errors_seen)} so far"
+                    )
+        return "; for the same kind " + "; ".join(parts) if parts else ""
+
+    async def _expect_never_down(self, step: ExpectNeverDownStep) -> None:
+        names = (
+            [node.name for node in self.cluster.running()]
+            if step.node == "all"
+            else [step.node]
+        )
+        watched: dict[str, Identity] = {}
+        for name in names:
+            paused = self.paused.get(name)
+            node = self.cluster.node(name)
+            # The identity the node had before a pause, unless it restarted since.
+            if paused is not None and paused.paused_at >= node.ready.ts:
+                watched[name] = paused.identity
+            else:
+                watched[name] = node.identity
+
+        def declared_down() -> str | None:
+            found = []
+            for name, identity in watched.items():
+                since = self.cluster.node(name).ready.ts
+                for observer in self.cluster.running():
+                    found += [
+                        f"{observer.name} emitted member_down for {name} "
+                        f"({identity}) at {event.ts:.3f}"
+                        for event in observer.events
+                        if event.kind == "member_down"
+                        and event.ts >= since
+                        and event.identity_field("member") == identity
+                    ]
+                current = self.cluster.node(name).identity
+                if current != identity:
+                    found.append(
+                        f"{name} changed its identity from {identity} to {current}, "
+                        "so it learned that it was declared down"
+                    )
+            return _summarize(found)
+
+        await self._observe(step.during, declared_down)
+        replies = await self._members_of_running()
+        problem = declared_down() or self._not_listed_alive(watched, replies)
+        if problem is None and step.refuted:
+            problem = self._check_refuted(step.node, replies[step.node])
+        if problem is not None:
+            raise ExpectationFailed(
+                f"at the end of the {step.during.seconds(self.variables):.2f} s "
+                f"window (bound {step.during}): {problem}"
+            )
+
+    @staticmethod
+    def _not_listed_alive(
+        watched: Mapping[str, Identity], replies: Mapping[str, MembersReply]
+    ) -> str | None:
+        missing = []
+        for name, identity in watched.items():
+            for observer, reply in replies.items():
+                if observer == name:
+                    continue
+                state = reply.state_of(identity)
+                if state != "alive":
+                    missing.append(
+                        f"{observer} lists {name} ({identity}) as {state or 'absent'}"
+                    )
+        return _summarize(missing)
+
+    def _check_refuted(self, name: str, reply: MembersReply) -> str | None:
+        before = self.paused[name].incarnation
+        if reply.incarnation > before:
+            self.result.notes.append(
+                f"{name} refuted suspicion: incarnation {before} before the pause, "
+                f"{reply.incarnation} after"
+            )
+            return None
+        return (
+            f"{name} is still at incarnation {reply.incarnation}, as before the "
+            "pause, so it never learned that a node suspected it; a longer pause "
+            "makes suspicion more likely"
+        )
+
     # Results.
 
     async def _collect_final_stats(self) -> None:
@@ -608,6 +854,9 @@ class ScenarioRun:
                 self.result.notes.append(
                     f"final stats of {node.name} are missing: {error}"
                 )
+        self.result.datagram_verdicts = [
+            injection.to_json() for injection in self.injections
+        ]
         everything = [*self.stats_snapshots, *final]
         self.result.wire_counts = _wire_counts(everything, self.cluster.impl_by_addr)
         for node, stats in everything:

@@ -3,6 +3,10 @@
 Each node runs in its own session (process group), so SIGKILL reaches a
 wrapper script and the program it started, and Ctrl-C in the terminal goes
 to the harness alone, which then ends the nodes itself.
+
+A node paused with SIGSTOP keeps SIGTERM pending and cannot read its closed
+control connection, so ``terminate`` sends SIGCONT first. SIGKILL ends
+a stopped process as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class NodeProcess:
         self.log_path = log_path
         self.pid = process.pid
         self.killed = False
+        self.paused = False
 
     @classmethod
     async def spawn(
@@ -83,10 +88,23 @@ class NodeProcess:
             with contextlib.suppress(ProcessLookupError):
                 self._process.send_signal(signum)
 
+    def pause(self) -> None:
+        """Send SIGSTOP to the node's process group, unless it has exited."""
+        if self.running():
+            self._signal_group(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """Send SIGCONT to the node's process group if it is paused."""
+        if self.paused:
+            self._signal_group(signal.SIGCONT)
+            self.paused = False
+
     async def kill(self) -> None:
         """Send SIGKILL to the node's process group and reap the process."""
         self.killed = True
         self._signal_group(signal.SIGKILL)
+        self.paused = False
         await self.wait()
 
     async def wait(self, timeout: float | None = None) -> int | None:
@@ -99,7 +117,11 @@ class NodeProcess:
         return code
 
     async def terminate(self, grace: float) -> int | None:
-        """Send SIGTERM, and SIGKILL if the node outlives ``grace`` seconds."""
+        """Send SIGTERM, and SIGKILL if the node outlives ``grace`` seconds.
+
+        A paused node is resumed first, because it cannot act on SIGTERM.
+        """
+        self.resume()
         self._signal_group(signal.SIGTERM)
         code = await self.wait(grace)
         if code is None:

@@ -161,6 +161,8 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
             + " |"
         )
 
+    lines += _verdict_table(results)
+
     failures = [result for result in results if not result.passed]
     if failures:
         lines += ["", "## Failures"]
@@ -187,6 +189,35 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
             lines += [json.dumps(event) for event in result.last_events]
             lines.append("```")
     return "\n".join(lines) + "\n"
+
+
+def _verdict_table(results: Sequence[RunResult]) -> list[str]:
+    # Error classes each implementation counted per datagram kind, over all runs.
+    classes: dict[str, dict[str, set[str]]] = {}
+    for result in results:
+        for verdict in result.datagram_verdicts:
+            named = ", ".join(sorted(verdict["errors"])) or "no error"
+            if not verdict["settled"]:
+                named += " (not settled)"
+            per_impl = classes.setdefault(verdict["kind"], {})
+            per_impl.setdefault(verdict["impl"], set()).add(named)
+    if not classes:
+        return []
+    impls = sorted({impl for per_impl in classes.values() for impl in per_impl})
+    lines = [
+        "",
+        "## Malformed datagrams",
+        "",
+        "Error classes that nodes counted for each kind of hand-made datagram, "
+        "by implementation; more than one entry in a cell means that runs differed.",
+        "",
+        "| kind | " + " | ".join(impls) + " |",
+        "|---" * (len(impls) + 1) + "|",
+    ]
+    for kind, per_impl in classes.items():
+        cells = ["; ".join(sorted(per_impl.get(impl, {"-"}))) for impl in impls]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(

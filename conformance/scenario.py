@@ -29,6 +29,7 @@ from conformance.config import (
     preset_config,
 )
 from conformance.contract import ERROR_CLASSES, MESSAGE_TYPES
+from conformance.datagrams import DATAGRAM_KINDS
 from conformance.errors import ScenarioError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -158,6 +159,59 @@ class ExpectNoErrorsStep:
     classes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PauseStep:
+    """Stop a node's process group with SIGSTOP.
+
+    The node's UDP socket keeps queueing datagrams, which the node handles
+    once it is resumed.
+    """
+
+    node: str
+
+
+@dataclass(frozen=True)
+class ResumeStep:
+    """Continue a paused node with SIGCONT, ``after`` past the last action step."""
+
+    node: str
+    after: Bound | None = None
+
+
+@dataclass(frozen=True)
+class SendDatagramStep:
+    """Send ``repeat`` copies of a hand-made datagram (see datagrams.py) to a node."""
+
+    node: str
+    kind: str
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class ExpectErrorsStep:
+    """A node's count of ``error_class`` rose by ``at_least`` since its latest
+    send_datagram step.
+    """
+
+    node: str
+    error_class: str
+    at_least: int
+    within: Bound
+
+
+@dataclass(frozen=True)
+class ExpectNeverDownStep:
+    """No running node declares the node (or, for ``all``, any running node)
+    down, until ``during`` past the last action step. Then every running
+    node lists it as alive. With ``refuted``, the node's incarnation must
+    also have risen since it was paused.
+    """
+
+    node: str
+    during: Bound
+    refuted: bool = False
+
+
 Step = (
     StartStep
     | WaitConvergedStep
@@ -170,6 +224,11 @@ Step = (
     | ExpectBroadcastStep
     | ExpectCrossTrafficStep
     | ExpectNoErrorsStep
+    | PauseStep
+    | ResumeStep
+    | SendDatagramStep
+    | ExpectErrorsStep
+    | ExpectNeverDownStep
 )
 
 STEP_KINDS: dict[str, type[Step]] = {
@@ -184,7 +243,16 @@ STEP_KINDS: dict[str, type[Step]] = {
     "expect_broadcast": ExpectBroadcastStep,
     "expect_cross_traffic": ExpectCrossTrafficStep,
     "expect_no_errors": ExpectNoErrorsStep,
+    "pause": PauseStep,
+    "resume": ResumeStep,
+    "send_datagram": SendDatagramStep,
+    "expect_errors": ExpectErrorsStep,
+    "expect_never_down": ExpectNeverDownStep,
 }
+
+# The only steps that may run while a node is paused. Any other step would
+# send commands to every running node and wait for a paused one to reply.
+_STEPS_WHILE_PAUSED = ("pause", "resume")
 
 
 @dataclass(frozen=True)
@@ -217,6 +285,11 @@ class _Context:
         self.started: set[str] = set()
         self.restarted: set[str] = set()
         self.broadcast_keys: set[str] = set()
+        self.paused: set[str] = set()
+        # Nodes paused since they last started.
+        self.was_paused: set[str] = set()
+        # Nodes that got a send_datagram since they last started.
+        self.injected: set[str] = set()
 
     def error(self, message: str) -> ScenarioError:
         return ScenarioError(f"{self.where}: {message}")
@@ -229,10 +302,16 @@ class _Context:
             )
         return str(value)
 
-    def bound(self, value: Any) -> Bound:
+    def running_node(self, value: Any, what: str) -> str:
+        node = self.node(value)
+        if node not in self.running:
+            raise self.error(f"{what}: {node} is not running")
+        return node
+
+    def bound(self, value: Any, key: str = "within") -> Bound:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.error(
-                f"'within' must be a bound name or an expression, got {value!r}"
+                f"{key!r} must be a bound name or an expression, got {value!r}"
             )
         text = str(value)
         if text in self.bounds:
@@ -294,6 +373,12 @@ def _parse_step(raw: Any, index: int, ctx: _Context) -> Step:
         )
     args = _mapping(args if args is not None else {}, f"{what} ({kind})", ctx.error)
     what = f"{what} ({kind})"
+    if ctx.paused and kind not in _STEPS_WHILE_PAUSED:
+        raise ctx.error(
+            f"{what}: cannot run while {', '.join(sorted(ctx.paused))} is paused, "
+            f"because only {' and '.join(_STEPS_WHILE_PAUSED)} steps can; "
+            "add a resume step before it"
+        )
     parse = _STEP_PARSERS[kind]
     return parse(args, what, ctx)
 
@@ -341,6 +426,8 @@ def _parse_kill_or_stop(kind: type[KillStep] | type[StopStep]) -> _StepParser:
         if node not in ctx.running:
             raise ctx.error(f"{what}: {node} is not running")
         ctx.running.discard(node)
+        ctx.injected.discard(node)
+        ctx.was_paused.discard(node)
         return kind(node=node)
 
     return parse
@@ -473,6 +560,94 @@ def _parse_expect_no_errors(args: dict[str, Any], what: str, ctx: _Context) -> S
     )
 
 
+def _parse_pause(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node"}, {"node"}, what, ctx)
+    node = ctx.running_node(args["node"], what)
+    if node in ctx.paused:
+        raise ctx.error(f"{what}: {node} is already paused")
+    ctx.paused.add(node)
+    ctx.was_paused.add(node)
+    return PauseStep(node=node)
+
+
+def _parse_resume(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node", "after"}, {"node"}, what, ctx)
+    node = ctx.node(args["node"])
+    if node not in ctx.paused:
+        raise ctx.error(f"{what}: {node} is not paused")
+    ctx.paused.discard(node)
+    after = args.get("after")
+    return ResumeStep(
+        node=node, after=ctx.bound(after, "after") if after is not None else None
+    )
+
+
+def _positive_int(value: Any, what: str, ctx: _Context, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value:
+        raise ctx.error(f"{what} must be a positive integer, got {value!r}")
+    if value > maximum:
+        raise ctx.error(f"{what} must be at most {maximum}, got {value}")
+    return value
+
+
+def _parse_send_datagram(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node", "kind", "repeat"}, {"node", "kind"}, what, ctx)
+    node = ctx.running_node(args["node"], what)
+    kind = args["kind"]
+    if kind not in DATAGRAM_KINDS:
+        raise ctx.error(
+            f"{what}: unknown datagram kind {kind!r}; valid kinds: "
+            f"{', '.join(DATAGRAM_KINDS)}"
+        )
+    if DATAGRAM_KINDS[kind].uses_sender and len(ctx.running) < 2:
+        raise ctx.error(
+            f"{what}: kind {kind} names another running node as the sender, "
+            "and no other node is running"
+        )
+    repeat = _positive_int(args.get("repeat", 1), f"{what}: 'repeat'", ctx, 100)
+    ctx.injected.add(node)
+    return SendDatagramStep(node=node, kind=kind, repeat=repeat)
+
+
+def _parse_expect_errors(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    keys = {"node", "class", "at_least", "within"}
+    _check_keys(args, keys, keys, what, ctx)
+    node = ctx.running_node(args["node"], what)
+    if node not in ctx.injected:
+        raise ctx.error(
+            f"{what}: no earlier send_datagram step sends to {node} since it started"
+        )
+    error_class = args["class"]
+    if error_class not in ERROR_CLASSES:
+        raise ctx.error(
+            f"{what}: unknown error class {error_class!r}; valid classes: "
+            f"{', '.join(ERROR_CLASSES)}"
+        )
+    return ExpectErrorsStep(
+        node=node,
+        error_class=error_class,
+        at_least=_positive_int(args["at_least"], f"{what}: 'at_least'", ctx, 10_000),
+        within=ctx.bound(args["within"]),
+    )
+
+
+def _parse_expect_never_down(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node", "during", "refuted"}, {"node", "during"}, what, ctx)
+    node = args["node"]
+    if node != "all":
+        node = ctx.running_node(node, what)
+    refuted = _bool(args.get("refuted", False), f"{what}: 'refuted'", ctx)
+    if refuted and node == "all":
+        raise ctx.error(f"{what}: 'refuted' needs a single node, not 'all'")
+    if refuted and node not in ctx.was_paused:
+        raise ctx.error(
+            f"{what}: 'refuted' needs an earlier pause step for {node} since it started"
+        )
+    return ExpectNeverDownStep(
+        node=node, during=ctx.bound(args["during"], "during"), refuted=refuted
+    )
+
+
 _STEP_PARSERS: dict[str, _StepParser] = {
     "start": _parse_start,
     "wait_converged": _parse_wait_converged,
@@ -485,6 +660,11 @@ _STEP_PARSERS: dict[str, _StepParser] = {
     "expect_broadcast": _parse_expect_broadcast,
     "expect_cross_traffic": _parse_expect_cross_traffic,
     "expect_no_errors": _parse_expect_no_errors,
+    "pause": _parse_pause,
+    "resume": _parse_resume,
+    "send_datagram": _parse_send_datagram,
+    "expect_errors": _parse_expect_errors,
+    "expect_never_down": _parse_expect_never_down,
 }
 
 _TOP_KEYS = {"name", "description", "nodes", "config", "slack_ms", "bounds", "steps"}
@@ -525,6 +705,11 @@ def parse_scenario(data: Any, where: str) -> Scenario:
     steps = tuple(_parse_step(raw, index, ctx) for index, raw in enumerate(raw_steps))
     if not isinstance(steps[0], StartStep):
         raise ctx.error("the first step must be 'start'")
+    if ctx.paused:
+        raise ctx.error(
+            f"{', '.join(sorted(ctx.paused))} is still paused after the last step; "
+            "add a resume step"
+        )
 
     return Scenario(
         name=name,

@@ -39,6 +39,7 @@ MODES = (
     "wrong-config",  # report probe_period_ms 100 ms higher than in force
     "mute",  # send the ready line, then never reply to commands
     "crash-after-ready",  # exit 1 shortly after the ready line
+    "misclassify-datagrams",  # count undecodable datagrams as malformed_packet
 )
 
 Ident = tuple[str, str, int]
@@ -204,7 +205,10 @@ class FakeNode(asyncio.DatagramProtocol):
             kind = message["t"]
             sender = ident_from(message["src"])
         except (ValueError, KeyError, TypeError):
-            self.errors["decode"] += 1
+            if self.args.fake_mode == "misclassify-datagrams":
+                self.errors["malformed_packet"] += 1
+            else:
+                self.errors["decode"] += 1
             return
         source = f"{addr[0]}:{addr[1]}"
         self.received[source][kind] += 1

@@ -21,7 +21,12 @@ from conformance.errors import ScenarioError
 from conformance.impls import build_registry, mix_layout, parse_impl_option
 from conformance.scenario import (
     ExpectDownStep,
+    ExpectErrorsStep,
+    ExpectNeverDownStep,
     KillStep,
+    PauseStep,
+    ResumeStep,
+    SendDatagramStep,
     StartStep,
     load_scenario,
     load_scenarios,
@@ -65,6 +70,8 @@ def test_shipped_scenarios_load() -> None:
         "rejoin_renewed",
         "restart_old_identity",
         "broadcast",
+        "malformed_datagrams",
+        "pause_refute",
     }
 
 
@@ -216,6 +223,257 @@ def test_loader_rejects_invalid_scenario(data: dict[str, Any], message: str) -> 
         parse_scenario(data, "sample.yaml")
 
     assert message in str(caught.value)
+
+
+CONVERGED: list[dict[str, Any]] = [
+    {"start": {"nodes": "all"}},
+    {"wait_converged": {"within": "probe_period * 10"}},
+]
+
+
+def with_steps(*steps: dict[str, Any]) -> dict[str, Any]:
+    """Return MINIMAL with ``steps`` after a start and a wait_converged."""
+    return scenario_with(steps=[*CONVERGED, *steps])
+
+
+def test_pause_and_resume_parse() -> None:
+    data = with_steps(
+        {"pause": {"node": "n1"}},
+        {"resume": {"node": "n1", "after": "3 * probe_period"}},
+        {"expect_never_down": {"node": "n1", "during": "slack", "refuted": True}},
+    )
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[2] == PauseStep(node="n1")
+    assert isinstance(steps[3], ResumeStep)
+    assert steps[3].after is not None
+    assert str(steps[3].after) == "3 * probe_period"
+    assert isinstance(steps[4], ExpectNeverDownStep)
+    assert steps[4].refuted is True
+
+
+def test_resume_after_defaults_to_none() -> None:
+    data = with_steps({"pause": {"node": "n1"}}, {"resume": {"node": "n1"}})
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[3] == ResumeStep(node="n1", after=None)
+
+
+def test_send_datagram_and_expect_errors_parse() -> None:
+    data = with_steps(
+        {"send_datagram": {"node": "n0", "kind": "garbage", "repeat": 5}},
+        {
+            "expect_errors": {
+                "node": "n0",
+                "class": "decode",
+                "at_least": 5,
+                "within": "slack",
+            }
+        },
+    )
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[2] == SendDatagramStep(node="n0", kind="garbage", repeat=5)
+    assert isinstance(steps[3], ExpectErrorsStep)
+    assert steps[3].error_class == "decode"
+    assert steps[3].at_least == 5
+
+
+def test_expect_never_down_accepts_all() -> None:
+    data = with_steps({"expect_never_down": {"node": "all", "during": "slack"}})
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert isinstance(steps[2], ExpectNeverDownStep)
+    assert steps[2].node == "all"
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        pytest.param(
+            [{"pause": {"node": "n1"}}, {"pause": {"node": "n1"}}],
+            "n1 is already paused",
+            id="pause-twice",
+        ),
+        pytest.param(
+            [{"resume": {"node": "n1"}}],
+            "n1 is not paused",
+            id="resume-running",
+        ),
+        pytest.param(
+            [{"pause": {"node": "n1"}}],
+            "n1 is still paused after the last step",
+            id="paused-at-end",
+        ),
+        pytest.param(
+            [
+                {"pause": {"node": "n1"}},
+                {"wait_converged": {"within": "slack"}},
+                {"resume": {"node": "n1"}},
+            ],
+            "cannot run while n1 is paused",
+            id="expectation-while-paused",
+        ),
+        pytest.param(
+            [
+                {"pause": {"node": "n1"}},
+                {"stop": {"node": "n1"}},
+            ],
+            "cannot run while n1 is paused",
+            id="stop-while-paused",
+        ),
+        pytest.param(
+            [{"kill": {"node": "n1"}}, {"pause": {"node": "n1"}}],
+            "n1 is not running",
+            id="pause-killed",
+        ),
+        pytest.param(
+            [{"pause": {"node": "n1"}}, {"resume": {"node": "n1", "after": True}}],
+            "'after' must be a bound name or an expression",
+            id="resume-after",
+        ),
+        pytest.param(
+            [{"send_datagram": {"node": "n0", "kind": "noise"}}],
+            "unknown datagram kind 'noise'",
+            id="datagram-kind",
+        ),
+        pytest.param(
+            [{"send_datagram": {"node": "n0", "kind": "garbage", "repeat": 0}}],
+            "'repeat' must be a positive integer",
+            id="datagram-repeat",
+        ),
+        pytest.param(
+            [{"send_datagram": {"node": "n0", "kind": "garbage", "repeat": 101}}],
+            "'repeat' must be at most 100",
+            id="datagram-repeat-limit",
+        ),
+        pytest.param(
+            [
+                {
+                    "expect_errors": {
+                        "node": "n0",
+                        "class": "decode",
+                        "at_least": 1,
+                        "within": "1",
+                    }
+                }
+            ],
+            "no earlier send_datagram step sends to n0",
+            id="errors-without-send",
+        ),
+        pytest.param(
+            [
+                {"send_datagram": {"node": "n0", "kind": "garbage"}},
+                {"kill": {"node": "n0"}},
+                {"restart": {"node": "n0", "identity": "renewed"}},
+                {
+                    "expect_errors": {
+                        "node": "n0",
+                        "class": "decode",
+                        "at_least": 1,
+                        "within": "1",
+                    }
+                },
+            ],
+            "no earlier send_datagram step sends to n0 since it started",
+            id="errors-after-restart",
+        ),
+        pytest.param(
+            [
+                {"send_datagram": {"node": "n0", "kind": "garbage"}},
+                {
+                    "expect_errors": {
+                        "node": "n0",
+                        "class": "parse",
+                        "at_least": 1,
+                        "within": "1",
+                    }
+                },
+            ],
+            "unknown error class 'parse'",
+            id="errors-class",
+        ),
+        pytest.param(
+            [
+                {"send_datagram": {"node": "n0", "kind": "garbage"}},
+                {"expect_errors": {"node": "n0", "class": "decode", "within": "1"}},
+            ],
+            "missing key(s) 'at_least'",
+            id="errors-at-least",
+        ),
+        pytest.param(
+            [{"expect_never_down": {"node": "all", "during": "1", "refuted": True}}],
+            "'refuted' needs a single node",
+            id="refuted-all",
+        ),
+        pytest.param(
+            [{"expect_never_down": {"node": "n1", "during": "1", "refuted": True}}],
+            "'refuted' needs an earlier pause step for n1",
+            id="refuted-without-pause",
+        ),
+        pytest.param(
+            [{"expect_never_down": {"node": "n1"}}],
+            "missing key(s) 'during'",
+            id="never-down-during",
+        ),
+    ],
+)
+def test_loader_rejects_invalid_fault_steps(
+    steps: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(with_steps(*steps), "sample.yaml")
+
+    assert message in str(caught.value)
+
+
+def test_send_datagram_needs_second_node_for_sender() -> None:
+    data = scenario_with(
+        nodes=1,
+        steps=[
+            {"start": {"nodes": "all"}},
+            {"send_datagram": {"node": "n0", "kind": "bad_count"}},
+        ],
+    )
+
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data, "sample.yaml")
+
+    assert "no other node is running" in str(caught.value)
+
+
+def test_send_datagram_without_sender_runs_alone() -> None:
+    data = scenario_with(
+        nodes=1,
+        steps=[
+            {"start": {"nodes": "all"}},
+            {"send_datagram": {"node": "n0", "kind": "garbage"}},
+        ],
+    )
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[1] == SendDatagramStep(node="n0", kind="garbage")
+
+
+def test_pause_refute_pause_is_shorter_than_suspicion() -> None:
+    scenario = load_scenarios()["pause_refute"]
+    variables = {
+        **scenario.config.build().bound_variables(),
+        "nodes": float(len(scenario.nodes)),
+        "slack": scenario.slack_ms / 1000,
+    }
+    bounds = dict(scenario.bounds)
+
+    pause = bounds["pause"].seconds(variables)
+
+    # 2 * (4 - 1) probe periods of 0.5 s; suspicion lasts 6 s.
+    assert pause == pytest.approx(3.0)
+    assert pause + 1.0 < variables["suspect_to_down_after"]
 
 
 def test_load_scenario_reports_yaml_errors(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""The send_datagram kinds against swim_py's core, and the harness's UDP sender."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from conformance.contract import Identity
+from conformance.datagrams import (
+    DATAGRAM_KINDS,
+    DatagramSender,
+    build_datagram,
+    swim_identity,
+)
+from swim_py.core import SwimCore
+from swim_py.errors import SwimError
+from swim_py.events import DataReceived
+from swim_py.keyed_broadcast import KeyedBroadcastHandler
+from swim_py.payload import MESSAGE_NAMES
+from tests.helpers.craft import alive, apply, new_core
+
+TARGET = Identity(id="6e30", addr="127.0.0.1:7001", renewal=0)
+SENDER = Identity(id="6e32", addr="127.0.0.1:7002", renewal=3)
+MAX_PACKET_SIZE = 1400
+
+
+def connected_core() -> SwimCore:
+    """Return TARGET's core, connected, with SENDER as its only member."""
+    core = new_core(swim_identity(TARGET), handler=KeyedBroadcastHandler())
+    apply(core, alive(swim_identity(SENDER)))
+    return core
+
+
+@pytest.mark.parametrize("kind", list(DATAGRAM_KINDS))
+def test_kind_raises_documented_error_class(kind: str) -> None:
+    core = connected_core()
+    data = build_datagram(kind, TARGET, SENDER, MAX_PACKET_SIZE)
+
+    with pytest.raises(SwimError) as caught:
+        core.handle_data(data)
+
+    assert caught.value.error_class == DATAGRAM_KINDS[kind].error_class
+
+
+@pytest.mark.parametrize("kind", list(DATAGRAM_KINDS))
+def test_kind_counts_in_received_as_documented(kind: str) -> None:
+    core = connected_core()
+    core.take_outputs()
+    data = build_datagram(kind, TARGET, SENDER, MAX_PACKET_SIZE)
+
+    with pytest.raises(SwimError):
+        core.handle_data(data)
+
+    received = [
+        MESSAGE_NAMES[type(notification.header.message)]
+        for notification in core.take_outputs().notifications
+        if isinstance(notification, DataReceived)
+    ]
+    expected = DATAGRAM_KINDS[kind].counted_as
+    assert received == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize("kind", list(DATAGRAM_KINDS))
+def test_kind_changes_nothing_and_sends_nothing(kind: str) -> None:
+    core = connected_core()
+    core.take_outputs()
+    before = list(core.iter_membership_state())
+
+    with pytest.raises(SwimError):
+        core.handle_data(build_datagram(kind, TARGET, SENDER, MAX_PACKET_SIZE))
+
+    assert list(core.iter_membership_state()) == before
+    assert core.take_outputs().sends == []
+
+
+def test_oversized_is_one_byte_too_long() -> None:
+    data = build_datagram("oversized", TARGET, SENDER, 512)
+
+    assert len(data) == 513
+
+
+def test_garbage_is_fixed() -> None:
+    first = build_datagram("garbage", TARGET, SENDER, MAX_PACKET_SIZE)
+    second = build_datagram("garbage", SENDER, TARGET, MAX_PACKET_SIZE)
+
+    assert first == second
+    assert len(first) == 64
+
+
+def test_unknown_kind_raises_key_error() -> None:
+    with pytest.raises(KeyError):
+        build_datagram("noise", TARGET, SENDER, MAX_PACKET_SIZE)
+
+
+def test_sender_delivers_to_local_socket() -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    sender = DatagramSender()
+    try:
+        sender.send(b"\x01\x02", f"127.0.0.1:{port}")
+        data, source = receiver.recvfrom(100)
+    finally:
+        sender.close()
+        receiver.close()
+
+    assert data == b"\x01\x02"
+    assert source[0] == "127.0.0.1"
+
+
+def test_sender_rejects_other_hosts() -> None:
+    sender = DatagramSender()
+    try:
+        with pytest.raises(ValueError) as caught:
+            sender.send(b"\x00", "10.0.0.1:7000")
+    finally:
+        sender.close()
+
+    assert "the harness sends only to 127.0.0.1" in str(caught.value)

@@ -1,0 +1,377 @@
+"""pause, resume, send_datagram and their expectations, against fake_node.py.
+
+A fake node counts any datagram that is not its own JSON as a decode error
+(or as malformed_packet with ``--fake-mode misclassify-datagrams``), and
+declares a member down after suspect_to_down_after plus two probe periods of
+silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.cluster import Cluster, Timing
+from conformance.config import apply_overrides, preset_config
+from conformance.errors import HarnessError
+from conformance.harness import RunOptions, RunResult, ScenarioRun, run_scenario
+from conformance.impls import Implementation
+from conformance.report import build_report, render_markdown
+from conformance.scenario import parse_scenario
+from tests.conformance.conftest import fake_implementation
+
+pytestmark = pytest.mark.integration
+
+FAST = Timing(startup=20.0, reply=5.0, stop_grace=5.0)
+# Fake nodes declare a member down after 1.0 + 2 * 0.2 = 1.4 s of silence.
+CONFIG: dict[str, Any] = {
+    "preset": "simple",
+    "set": {
+        "probe_period_ms": 200,
+        "probe_rtt_ms": 100,
+        "suspect_to_down_after_ms": 1000,
+    },
+}
+CONVERGED: list[dict[str, Any]] = [
+    {"start": {"nodes": "all"}},
+    {"wait_converged": {"within": "probe_period * 20"}},
+]
+
+
+def registry() -> dict[str, Implementation]:
+    return {
+        "fake": fake_implementation("fake"),
+        "fake2": fake_implementation("fake2"),
+        "misfit": fake_implementation("misfit", "--fake-mode", "misclassify-datagrams"),
+    }
+
+
+def run(tmp_path: Path, mix: str, nodes: int, *steps: dict[str, Any]) -> RunResult:
+    scenario = parse_scenario(
+        {
+            "name": "inline",
+            "nodes": nodes,
+            "config": CONFIG,
+            "slack_ms": 2000,
+            "steps": [*CONVERGED, *steps],
+        },
+        "inline",
+    )
+    options = RunOptions(
+        report_dir=tmp_path, registry=registry(), seed="1", timing=FAST
+    )
+    return asyncio.run(run_scenario(scenario, mix, options))
+
+
+def new_cluster(tmp_path: Path) -> Cluster:
+    overrides = tuple(CONFIG["set"].items())
+    config = apply_overrides(preset_config("simple"), dict(overrides))
+    return Cluster(tmp_path, "simple", overrides, config, FAST, seed="1")
+
+
+def process_state(pid: int) -> str:
+    """Return the one-letter state from /proc/PID/stat, such as R, S or T."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def expect_errors(node: str, error_class: str, at_least: int = 1) -> dict[str, Any]:
+    return {
+        "expect_errors": {
+            "node": node,
+            "class": error_class,
+            "at_least": at_least,
+            "within": "slack",
+        }
+    }
+
+
+def send(node: str, kind: str, repeat: int = 1) -> dict[str, Any]:
+    return {"send_datagram": {"node": node, "kind": kind, "repeat": repeat}}
+
+
+# pause and resume.
+
+
+def test_pause_stops_process_and_rejects_commands(tmp_path: Path) -> None:
+    cluster = new_cluster(tmp_path)
+
+    async def scenario() -> dict[str, Any]:
+        try:
+            node = await cluster.start_node("n0", fake_implementation())
+            cluster.pause("n0")
+            await asyncio.sleep(0.2)
+            paused_state = process_state(node.process.pid)
+            began = time.monotonic()
+            try:
+                await cluster.members("n0")
+                error = ""
+            except HarnessError as caught:
+                error = str(caught)
+            rejected_after = time.monotonic() - began
+            cluster.resume("n0")
+            await cluster.members("n0")
+            return {
+                "paused_state": paused_state,
+                "error": error,
+                "rejected_after": rejected_after,
+                "resumed_state": process_state(node.process.pid),
+            }
+        finally:
+            await cluster.close()
+
+    outcome = asyncio.run(scenario())
+
+    assert outcome["paused_state"] == "T"
+    assert "cannot send 'members' to n0: it is paused" in outcome["error"]
+    assert outcome["rejected_after"] < 1.0
+    assert outcome["resumed_state"] != "T"
+
+
+def test_close_resumes_paused_node(tmp_path: Path) -> None:
+    cluster = new_cluster(tmp_path)
+
+    async def scenario() -> tuple[int | None, float]:
+        node = await cluster.start_node("n0", fake_implementation())
+        cluster.pause("n0")
+        began = time.monotonic()
+        await cluster.close()
+        return node.process.returncode, time.monotonic() - began
+
+    status, seconds = asyncio.run(scenario())
+
+    # Exit status 0 means the node saw its control connection close; a node
+    # left stopped would only end by SIGKILL (-9) after stop_grace.
+    assert status == 0
+    assert seconds < FAST.stop_grace
+
+
+def test_terminate_resumes_paused_process(tmp_path: Path) -> None:
+    cluster = new_cluster(tmp_path)
+
+    async def scenario() -> int | None:
+        try:
+            node = await cluster.start_node("n0", fake_implementation())
+            cluster.pause("n0")
+            return await node.process.terminate(FAST.stop_grace)
+        finally:
+            await cluster.close()
+
+    # fake_node exits 0 on SIGTERM, which a stopped process keeps pending.
+    assert asyncio.run(scenario()) == 0
+
+
+def test_stop_resumes_paused_node(tmp_path: Path) -> None:
+    cluster = new_cluster(tmp_path)
+
+    async def scenario() -> int | None:
+        try:
+            node = await cluster.start_node("n0", fake_implementation())
+            cluster.pause("n0")
+            await cluster.stop("n0")
+            return node.process.returncode
+        finally:
+            await cluster.close()
+
+    assert asyncio.run(scenario()) == 0
+    assert cluster.problems == []
+
+
+def test_short_pause_is_never_down(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"pause": {"node": "n1"}},
+        {"resume": {"node": "n1", "after": "2 * probe_period"}},
+        {"expect_never_down": {"node": "n1", "during": "suspect_to_down_after"}},
+        {"expect_never_down": {"node": "all", "during": "probe_period"}},
+    )
+
+    assert result.passed, result.error
+    assert result.duration_seconds >= 0.4 + 1.0
+
+
+def test_long_pause_fails_never_down(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"pause": {"node": "n1"}},
+        {"resume": {"node": "n1", "after": "suspect_to_down_after + 5 * probe_period"}},
+        {"expect_never_down": {"node": "n1", "during": "probe_period"}},
+    )
+
+    assert result.passed is False
+    assert result.error is not None
+    assert "step 5 (expect_never_down n1)" in result.error
+    assert "emitted member_down for n1" in result.error
+
+
+def test_refuted_fails_without_incarnation_rise(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"pause": {"node": "n1"}},
+        {"resume": {"node": "n1", "after": "probe_period"}},
+        {
+            "expect_never_down": {
+                "node": "n1",
+                "during": "probe_period",
+                "refuted": True,
+            }
+        },
+    )
+
+    assert result.passed is False
+    assert result.error is not None
+    assert "n1 is still at incarnation 0, as before the pause" in result.error
+
+
+def test_cancelled_run_resumes_and_ends_paused_node(tmp_path: Path) -> None:
+    scenario = parse_scenario(
+        {
+            "name": "inline",
+            "nodes": 2,
+            "config": CONFIG,
+            "steps": [
+                *CONVERGED,
+                {"pause": {"node": "n1"}},
+                {"resume": {"node": "n1", "after": "60"}},
+            ],
+        },
+        "inline",
+    )
+    options = RunOptions(
+        report_dir=tmp_path, registry=registry(), seed="1", timing=FAST
+    )
+    scenario_run = ScenarioRun(scenario, "fake", options)
+
+    async def cancel_while_paused() -> list[int | None]:
+        task = asyncio.create_task(scenario_run.run())
+        while not scenario_run.cluster.paused():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return [node.process.returncode for node in scenario_run.cluster.history]
+
+    # Both exit 0: the paused node was resumed and saw its connection close.
+    assert asyncio.run(cancel_while_paused()) == [0, 0]
+
+
+# send_datagram and expect_errors.
+
+
+def test_garbage_counts_decode_on_both_nodes(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake+fake2",
+        2,
+        send("n0", "garbage", repeat=3),
+        send("n1", "garbage", repeat=3),
+        expect_errors("n0", "decode", 3),
+        expect_errors("n1", "decode", 3),
+    )
+
+    assert result.passed, result.error
+    verdicts = [(v["node"], v["kind"], v["errors"]) for v in result.datagram_verdicts]
+    assert verdicts == [
+        ("n0", "garbage", {"decode": 3}),
+        ("n1", "garbage", {"decode": 3}),
+    ]
+    # Garbage has no header, so no node counts it in received.
+    assert set(result.wire_counts) == {"fake->fake2", "fake2->fake"}
+
+
+def test_wrong_class_names_kind_and_both_counters(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake+misfit",
+        4,
+        send("n0", "truncated_header"),
+        send("n1", "truncated_header"),
+        expect_errors("n1", "decode"),
+        expect_errors("n0", "decode"),
+    )
+
+    assert result.passed is False
+    assert result.error is not None
+    assert "step 5 (expect_errors n1)" in result.error
+    assert "datagram kind truncated_header: expected decode +1" in result.error
+    assert "n1 (misfit) counted malformed_packet +1" in result.error
+    assert "n0 (fake) counted decode +1 so far" in result.error
+
+
+def test_disagreeing_verdicts_fail(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake+misfit",
+        2,
+        send("n0", "garbage"),
+        expect_errors("n0", "decode"),
+        send("n1", "garbage"),
+        expect_errors("n1", "malformed_packet"),
+    )
+
+    assert result.passed is False
+    assert result.error == (
+        "step 6 (expect_errors n1): nodes disagree on datagram kind garbage: "
+        "n0 (fake) counted decode +1, n1 (misfit) counted malformed_packet +1"
+    )
+
+
+def test_accepted_kind_must_count_in_received(tmp_path: Path) -> None:
+    # A fake node cannot decode the Gossip, so it does not count it in
+    # received, which the peer contract requires for this kind.
+    result = run(
+        tmp_path,
+        "fake",
+        2,
+        send("n0", "bad_broadcast_length"),
+        expect_errors("n0", "decode"),
+    )
+
+    assert result.passed is False
+    assert result.error is not None
+    assert "n0 (fake) counted 0 of the 1 bad_broadcast_length datagram(s)" in (
+        result.error
+    )
+    assert "in received as gossip" in result.error
+
+
+def test_stand_in_sender_must_share_implementation(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake+fake2",
+        2,
+        send("n0", "bad_count"),
+    )
+
+    assert result.passed is False
+    assert result.error is not None
+    assert "no other running fake node to name as the sender" in result.error
+
+
+def test_report_lists_datagram_verdicts(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake+misfit",
+        2,
+        send("n0", "garbage"),
+        expect_errors("n0", "decode"),
+        send("n1", "garbage"),
+        expect_errors("n1", "malformed_packet"),
+    )
+    report = build_report([result], seed="1", runtime="process", registry=registry())
+
+    markdown = render_markdown(report, [result])
+
+    assert "## Malformed datagrams" in markdown
+    assert "| garbage | decode | malformed_packet |" in markdown
+    assert report["results"][0]["datagram_verdicts"][0]["kind"] == "garbage"
