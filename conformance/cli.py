@@ -1,4 +1,4 @@
-"""Command line: ``swim-conformance run`` and ``swim-conformance list``."""
+"""Command line: ``swim-conformance run``, ``codec``, ``bench`` and ``list``."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ import argparse
 import asyncio
 import logging
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from conformance.cluster import Timing
 from conformance.config import parse_set_option
-from conformance.errors import BuildError, ScenarioError
+from conformance.errors import BuildError, DockerError, ScenarioError
 from conformance.harness import RunOptions, RunResult, check_mixes, run_suite
-from conformance.impls import build_registry, mix_implementations
+from conformance.impls import Implementation, build_registry, mix_implementations
 from conformance.process import kill_all_sync
-from conformance.report import build_report, write_report
+from conformance.report import JUNIT_FILE, build_report, write_report
+from conformance.runtime import PROCESS_RUNTIME, RuntimeKind
 from conformance.rust_build import ensure_rust_peer
 from conformance.scenario import Scenario, load_scenarios
+
+if TYPE_CHECKING:
+    from conformance.docker_runtime import DockerRuntimeKind
 
 DEFAULT_MIXES = "python,rust,mixed"
 
@@ -29,17 +36,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="swim-conformance",
         description=(
             "Run SWIM conformance scenarios on clusters of swim_py (swim-node) and "
-            "foca (rust_peer) processes on 127.0.0.1, and write a report."
+            "foca (rust_peer) nodes, as processes on 127.0.0.1 or in containers, "
+            "and write a report."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
         "run",
-        help="run scenarios and write report.json and report.md",
+        help="run scenarios and write report.json, report.md and junit.xml",
         description=(
-            "Build rust_peer if it is missing or stale, run each scenario in each mix, "
-            "print one line per run, then the result matrix. Exits 1 if any run failed."
+            "Build rust_peer if it is missing or stale (or, with --runtime docker, "
+            "the node images), run each scenario in each mix, print one line per "
+            "run, then the result matrix. Exits 1 if any run failed or none could "
+            "run in the runtime; a scenario the runtime cannot run is reported as "
+            "n/a, not as failed."
         ),
     )
     run.add_argument(
@@ -47,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("conformance-report"),
         metavar="DIR",
-        help="folder for report.json, report.md and the per-run node logs and "
-        "timelines (default: ./conformance-report)",
+        help="folder for report.json, report.md, junit.xml and the per-run node "
+        "logs and timelines (default: ./conformance-report)",
     )
     run.add_argument(
         "--scenario",
@@ -69,10 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--runtime",
-        choices=["process"],
+        choices=["process", "docker"],
         default="process",
-        help="how nodes run: 'process' starts each node as a local process (the only "
-        "runtime so far)",
+        help="how nodes run: 'process' starts each node as a local process on "
+        "127.0.0.1; 'docker' runs each node in a container of the images from "
+        "docker/build-images.sh, on networks the run creates and removes "
+        "(default: process)",
+    )
+    run.add_argument(
+        "--image-build",
+        choices=["always", "missing", "never"],
+        default="always",
+        help="with --runtime docker: 'always' runs docker/build-images.sh first, "
+        "which rebuilds only what changed (seconds when nothing did); 'missing' "
+        "runs it only when an image is missing; 'never' uses the images as they "
+        "are (default: always)",
     )
     run.add_argument(
         "--impl",
@@ -141,6 +163,15 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    commands.add_parser(
+        "bench",
+        help=(
+            "benchmark swim_py beside foca and swim-protocol"
+            " (see `swim-conformance bench --help`)"
+        ),
+        add_help=False,
+    )
+
     listing = commands.add_parser("list", help="list the scenarios and implementations")
     listing.add_argument(
         "--scenario-dir",
@@ -182,14 +213,17 @@ def _progress(total: int) -> tuple[list[RunResult], Callable[[RunResult], None]]
 
     def report(result: RunResult) -> None:
         results.append(result)
-        status = "PASS" if result.passed else "FAIL"
+        status = {"passed": "PASS", "failed": "FAIL", "unavailable": "N/A "}[
+            result.status
+        ]
         print(
             f"[{len(results):>2}/{total}] {result.scenario:<22} {result.mix:<12} "
             f"{status}  {result.duration_seconds:6.1f} s",
             flush=True,
         )
-        if result.error:
-            first = result.error.splitlines()[0]
+        message = result.error or result.unavailable
+        if message:
+            first = message.splitlines()[0]
             print(f"        {first[:300]}", flush=True)
 
     return results, report
@@ -209,7 +243,9 @@ def _print_matrix(results: Sequence[RunResult]) -> None:
             if result is None:
                 cell = "-"
             else:
-                cell = "pass" if result.passed else "FAIL"
+                cell = {"passed": "pass", "failed": "FAIL", "unavailable": "n/a"}[
+                    result.status
+                ]
             cells.append(cell.ljust(14))
         print(scenario.ljust(width) + "".join(cells))
 
@@ -234,7 +270,8 @@ def _command_run(args: argparse.Namespace) -> int:
         impl.name: impl for mix in mixes for impl in mix_implementations(mix, registry)
     }
     for impl in needed.values():
-        if impl.needs_rust_build:
+        # In the docker runtime the image build compiles rust_peer.
+        if impl.needs_rust_build and args.runtime == "process":
             try:
                 ensure_rust_peer(
                     log_path=report_dir / "rust_peer-build.log",
@@ -244,6 +281,18 @@ def _command_run(args: argparse.Namespace) -> int:
                 unavailable[impl.name] = str(error)
                 print(f"error: {error}", file=sys.stderr, flush=True)
 
+    runtime: RuntimeKind = PROCESS_RUNTIME
+    remove_containers: Callable[[], tuple[int, int]] | None = None
+    if args.runtime == "docker":
+        try:
+            docker_kind = _docker_runtime(
+                list(needed.values()), args.image_build, report_dir, unavailable
+            )
+        except DockerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        runtime, remove_containers = docker_kind, docker_kind.remove_all
+
     options = RunOptions(
         report_dir=report_dir,
         registry=registry,
@@ -251,26 +300,34 @@ def _command_run(args: argparse.Namespace) -> int:
         timing=Timing(startup=args.startup_timeout, reply=args.reply_timeout),
         config_overrides=overrides,
         slack_ms=args.slack_ms,
+        runtime=runtime,
     )
     total = len(scenarios) * len(mixes)
     print(
-        f"running {len(scenarios)} scenario(s) x {len(mixes)} mix(es), seed {seed}",
+        f"running {len(scenarios)} scenario(s) x {len(mixes)} mix(es) in the "
+        f"{runtime.name} runtime, seed {seed}",
         flush=True,
     )
     results, on_result = _progress(total)
     started_at = time.time()
     started = time.monotonic()
     interrupted = False
+    # SIGTERM (as from a CI job that is cancelled) ends the run like Ctrl-C,
+    # so that the nodes and containers are removed.
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(run_suite(scenarios, mixes, options, unavailable, on_result))
     except KeyboardInterrupt:
         interrupted = True
         print(
-            "interrupted: ending node processes and writing a partial report",
+            "interrupted: ending the nodes and writing a partial report",
             file=sys.stderr,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         kill_all_sync()
+        if remove_containers is not None:
+            _remove_containers(remove_containers)
 
     report = build_report(
         results,
@@ -284,10 +341,91 @@ def _command_run(args: argparse.Namespace) -> int:
     json_path, md_path = write_report(report_dir, report, results)
     if results:
         _print_matrix(results)
-    print(f"\nreport: {md_path}\n        {json_path}")
+    print(
+        f"\nreport: {md_path}\n        {json_path}\n        {report_dir / JUNIT_FILE}"
+    )
+    print(f"wall time: {time.monotonic() - started:.1f} s")
     if interrupted:
         return 130
-    return 0 if results and all(result.passed for result in results) else 1
+    if any(result.status == "failed" for result in results):
+        return 1
+    if not any(result.passed for result in results):
+        print(f"no run was available in the {runtime.name} runtime", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _docker_runtime(
+    needed: Sequence[Implementation],
+    image_build: str,
+    report_dir: Path,
+    unavailable: dict[str, str],
+) -> DockerRuntimeKind:
+    """Connect to Docker, remove stale runs and build the images.
+
+    A failed image build makes every needed implementation unavailable, as
+    a failed cargo build does in the process runtime.
+    """
+    from conformance.docker_images import ensure_images
+    from conformance.docker_runtime import (
+        DockerRuntimeKind,
+        connect_client,
+        remove_stale,
+    )
+
+    without_image = [impl.name for impl in needed if impl.image is None]
+    if without_image:
+        raise DockerError(
+            f"implementation(s) {', '.join(without_image)} have no container image; "
+            "the docker runtime runs only the built-in python and rust"
+        )
+    client = connect_client()
+    stale = remove_stale(client)
+    if stale:
+        print(
+            f"removed the containers and networks of stale runs {', '.join(stale)}",
+            file=sys.stderr,
+        )
+    try:
+        seconds = ensure_images(
+            client,
+            [impl.image for impl in needed if impl.image is not None],
+            image_build,
+            report_dir / "image-build.log",
+            echo=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        for impl in needed:
+            unavailable[impl.name] = str(error)
+    else:
+        if seconds is not None:
+            print(f"node images ready in {seconds:.1f} s", file=sys.stderr)
+    kind = DockerRuntimeKind(client)
+    print(
+        f"docker run id {kind.run_id}: containers and networks carry the label "
+        f"swim-conformance.run={kind.run_id}",
+        flush=True,
+    )
+    return kind
+
+
+def _remove_containers(remove: Callable[[], tuple[int, int]]) -> None:
+    try:
+        containers, networks = remove()
+    except Exception as error:
+        print(f"error: could not remove the run's containers: {error}", file=sys.stderr)
+        return
+    if containers or networks:
+        print(
+            f"removed {containers} container(s) and {networks} network(s) left "
+            "by the run",
+            file=sys.stderr,
+        )
 
 
 def _command_list(args: argparse.Namespace) -> int:
@@ -309,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conformance.codec_check import main as codec_main
 
         return codec_main(arguments[1:])
+    if arguments[:1] == ["bench"]:
+        from conformance.bench.runner import main as bench_main
+
+        return bench_main(arguments[1:])
     args = _parser().parse_args(arguments)
     try:
         if args.command == "run":

@@ -1,4 +1,8 @@
-"""A cluster of node processes on 127.0.0.1 and the merged timeline of their events."""
+"""A cluster of nodes in one runtime and the merged timeline of their events.
+
+The runtime (runtime.py) decides where the nodes run: local processes on
+127.0.0.1 by default, or containers (docker_runtime.py).
+"""
 
 from __future__ import annotations
 
@@ -22,17 +26,22 @@ from conformance.contract import (
     StatsReply,
     parse_event,
 )
-from conformance.control import ControlConnection, ControlListener
+from conformance.control import ControlConnection
 from conformance.errors import (
+    ClosedBeforeReady,
     ContractError,
     HarnessError,
     NodeExitedError,
     NodeStartError,
 )
 from conformance.impls import Implementation
-from conformance.process import NodeProcess
+from conformance.runtime import Launch, NodeHandle, ProcessRuntime, Runtime
 
 logger = logging.getLogger(__name__)
+
+# Seconds between attempts to open a control connection that the runtime
+# lets the harness retry (see Launch.reconnect).
+RECONNECT_DELAY = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,9 @@ class Timing:
     """Deadlines for process handling, in seconds.
 
     These do not depend on the SWIM config: ``startup`` covers interpreter
-    start and imports, ``reply`` a local command round trip on a loaded
-    machine, ``stop_grace`` the time a node gets to exit before SIGKILL.
+    start and imports (and a container's start), ``reply`` a local command
+    round trip on a loaded machine, ``stop_grace`` the time a node gets to
+    exit before SIGKILL.
     """
 
     startup: float = 30.0
@@ -51,18 +61,22 @@ class Timing:
 
 @dataclass
 class Node:
-    """One process generation of a named node; a restart makes a new Node."""
+    """One generation of a named node; a restart makes a new Node.
+
+    ``process`` is the runtime's handle: a local process or a container.
+    """
 
     name: str
     generation: int
     implementation: Implementation
-    process: NodeProcess
+    process: NodeHandle
     connection: ControlConnection
     ready: ReadyLine
     identity: Identity
     events: list[Event] = field(default_factory=list)
     exit_expected: bool = False
     exit_status: int | None = None
+    disconnected: bool = False
 
     @property
     def bind(self) -> str:
@@ -88,6 +102,7 @@ class Node:
             "log": str(self.log_path),
             "killed": self.process.killed,
             "exit_status": self.exit_status,
+            **self.process.details(),
         }
 
 
@@ -97,7 +112,7 @@ def node_id_hex(name: str) -> str:
 
 
 class Cluster:
-    """Node processes of one scenario run, their control connections and events.
+    """The nodes of one scenario run, their control connections and events.
 
     ``nodes`` maps each name to its latest generation; ``history`` keeps
     every generation in start order. ``timeline`` contains every event of every
@@ -113,7 +128,10 @@ class Cluster:
         config: SwimConfig,
         timing: Timing,
         seed: str,
+        runtime: Runtime | None = None,
     ) -> None:
+        self.runtime: Runtime = runtime or ProcessRuntime()
+        self._runtime_open = False
         self.run_dir = run_dir
         self.preset = preset
         self.overrides = tuple(overrides)
@@ -126,19 +144,17 @@ class Cluster:
         self.impl_by_addr: dict[str, Implementation] = {}
         self.problems: list[str] = []
 
-    def _command(
+    def _arguments(
         self,
-        implementation: Implementation,
         *,
         bind: str,
         node_id: str,
         renewal: int,
         seeds: Sequence[str],
-        control: str,
         rng_seed: int,
     ) -> list[str]:
+        # The contract flags; the runtime adds the program and --control.
         command = [
-            *implementation.command,
             "--bind",
             bind,
             "--id",
@@ -152,7 +168,7 @@ class Cluster:
             command += ["--set", f"{name}={format_field_value(value)}"]
         for seed in seeds:
             command += ["--seed", seed]
-        command += ["--control", control, "--rng-seed", str(rng_seed)]
+        command += ["--rng-seed", str(rng_seed)]
         return command
 
     def _rng_seed(self, name: str, generation: int) -> int:
@@ -164,45 +180,44 @@ class Cluster:
         implementation: Implementation,
         *,
         seeds: Sequence[str] = (),
-        bind: str = "127.0.0.1:0",
+        bind: str | None = None,
         renewal: int = 0,
     ) -> Node:
-        """Start a node process and wait for its ready line.
+        """Start a node and wait for its ready line.
 
-        Raises NodeStartError, naming the command and the end of its log,
-        when the process cannot run, exits early, sends no ready line within
+        ``bind`` defaults to the runtime's address for ``name``. Raises
+        NodeStartError, naming the command and the end of its log, when the
+        node cannot run, exits early, sends no ready line within
         ``timing.startup`` or sends one that breaks the contract.
         """
+        if not self._runtime_open:
+            await self.runtime.open()
+            self._runtime_open = True
         generation = sum(1 for node in self.history if node.name == name)
         node_id = node_id_hex(name)
-        listener = ControlListener()
-        control = await listener.open()
-        command = self._command(
-            implementation,
+        bind = bind or self.runtime.bind_address(name)
+        arguments = self._arguments(
             bind=bind,
             node_id=node_id,
             renewal=renewal,
             seeds=seeds,
-            control=control,
             rng_seed=self._rng_seed(name, generation),
         )
         log_path = self.run_dir / f"{name}.{generation}.log"
         try:
-            process = await NodeProcess.spawn(
-                command, log_path, dict(implementation.env)
+            launch = await self.runtime.launch(
+                name, generation, implementation, arguments, log_path
             )
         except NodeStartError as error:
-            await listener.close()
             raise NodeStartError(f"{name} ({implementation.name}): {error}") from None
+        process = launch.handle
         try:
-            node = await self._handshake(
-                name, generation, implementation, process, listener
-            )
+            node = await self._handshake(name, generation, implementation, launch)
         except BaseException:
             await process.kill()
             raise
         finally:
-            await listener.close()
+            await launch.release()
         try:
             self._check_ready(node, node_id, renewal, bind)
         except NodeStartError:
@@ -224,7 +239,7 @@ class Cluster:
         return node
 
     def _start_failure(
-        self, name: str, implementation: Implementation, process: NodeProcess, why: str
+        self, name: str, implementation: Implementation, process: NodeHandle, why: str
     ) -> NodeStartError:
         tail = process.log_tail()
         return NodeStartError(
@@ -239,36 +254,41 @@ class Cluster:
         name: str,
         generation: int,
         implementation: Implementation,
-        process: NodeProcess,
-        listener: ControlListener,
+        launch: Launch,
     ) -> Node:
+        process = launch.handle
         deadline = time.monotonic() + self.timing.startup
         exited = asyncio.ensure_future(process.wait())
         try:
-            accepted = asyncio.ensure_future(listener.accept())
-            streams = await self._race(accepted, exited, deadline)
-            if streams is None:
-                raise self._handshake_failure(
-                    name, implementation, process, exited, "connect"
+            while True:
+                connection = await self._open_connection(
+                    name, generation, implementation, launch, exited, deadline
                 )
-            reader, writer = streams
-            connection = ControlConnection(
-                name,
-                reader,
-                writer,
-                lambda obj, at: self._record_event(name, generation, obj, at),
-            )
-            first = asyncio.ensure_future(connection.read_ready())
-            try:
-                raw = await self._race(first, exited, deadline)
-            except ContractError as error:
-                await connection.close()
-                raise self._start_failure(
-                    name,
-                    implementation,
-                    process,
-                    f"sent an invalid ready line: {error}",
-                ) from None
+                first = asyncio.ensure_future(connection.read_ready())
+                try:
+                    raw = await self._race(first, exited, deadline)
+                except ClosedBeforeReady as error:
+                    await connection.close()
+                    # A connection through Docker's port proxy is accepted
+                    # before the node listens, and then closed at once.
+                    if launch.reconnect and not exited.done():
+                        await asyncio.sleep(RECONNECT_DELAY)
+                        continue
+                    raise self._start_failure(
+                        name,
+                        implementation,
+                        process,
+                        f"sent an invalid ready line: {error}",
+                    ) from None
+                except ContractError as error:
+                    await connection.close()
+                    raise self._start_failure(
+                        name,
+                        implementation,
+                        process,
+                        f"sent an invalid ready line: {error}",
+                    ) from None
+                break
             if raw is None:
                 await connection.close()
                 raise self._handshake_failure(
@@ -296,11 +316,34 @@ class Cluster:
             identity=ready.identity,
         )
 
+    async def _open_connection(
+        self,
+        name: str,
+        generation: int,
+        implementation: Implementation,
+        launch: Launch,
+        exited: asyncio.Future[int | None],
+        deadline: float,
+    ) -> ControlConnection:
+        accepted = asyncio.ensure_future(launch.connect())
+        streams = await self._race(accepted, exited, deadline)
+        if streams is None:
+            raise self._handshake_failure(
+                name, implementation, launch.handle, exited, "connect"
+            )
+        reader, writer = streams
+        return ControlConnection(
+            name,
+            reader,
+            writer,
+            lambda obj, at: self._record_event(name, generation, obj, at),
+        )
+
     def _handshake_failure(
         self,
         name: str,
         implementation: Implementation,
-        process: NodeProcess,
+        process: NodeHandle,
         exited: asyncio.Future[int | None],
         what: str,
     ) -> NodeStartError:
@@ -436,29 +479,50 @@ class Cluster:
             if node.connection.closed.is_set():
                 raise NodeExitedError(f"{node.name} closed its control connection")
 
-    def pause(self, name: str) -> float:
-        """SIGSTOP a node and return the wall-clock time of the signal."""
+    async def pause(self, name: str) -> float:
+        """Freeze a node (SIGSTOP, or a container's freezer) and return the
+        wall-clock time just before."""
         node = self.node(name)
         paused_at = time.time()
-        node.process.pause()
+        await node.process.pause()
         logger.info("paused %s pid %d", name, node.process.pid)
         return paused_at
 
-    def resume(self, name: str) -> float:
-        """SIGCONT a paused node and return the wall-clock time of the signal."""
+    async def resume(self, name: str) -> float:
+        """Continue a paused node and return the wall-clock time just before."""
         node = self.node(name)
         resumed_at = time.time()
-        node.process.resume()
+        await node.process.resume()
         logger.info("resumed %s pid %d", name, node.process.pid)
         return resumed_at
 
     def paused(self) -> list[Node]:
         return [node for node in self.nodes.values() if node.process.paused]
 
-    def resume_all(self) -> None:
-        """SIGCONT every paused node."""
+    async def resume_all(self) -> None:
+        """Continue every paused node."""
         for node in self.paused():
-            self.resume(node.name)
+            await self.resume(node.name)
+
+    async def disconnect(self, name: str) -> float:
+        """Cut a node off the nodes' network and return the wall-clock time
+        just before. Its control connection stays up."""
+        node = self.node(name)
+        cut_at = time.time()
+        await self.runtime.disconnect(name)
+        node.disconnected = True
+        logger.info("disconnected %s", name)
+        return cut_at
+
+    async def connect(self, name: str) -> float:
+        """Attach a disconnected node again and return the wall-clock time
+        just before."""
+        node = self.node(name)
+        connected_at = time.time()
+        await self.runtime.connect(name)
+        node.disconnected = False
+        logger.info("connected %s", name)
+        return connected_at
 
     async def kill(self, name: str) -> float:
         """SIGKILL a node and return the wall-clock time of the signal."""
@@ -476,7 +540,7 @@ class Cluster:
         the command. A paused node is resumed first, so that it can reply."""
         node = self.node(name)
         node.exit_expected = True
-        node.process.resume()
+        await node.process.resume()
         stopped_at = time.time()
         await node.connection.request("stop", self.timing.reply)
         code = await node.process.wait(self.timing.stop_grace)
@@ -507,17 +571,26 @@ class Cluster:
         )
 
     async def close(self) -> None:
-        """End every node process: close its connection, then SIGTERM, then SIGKILL.
+        """End every node: close its connection, then SIGTERM, then SIGKILL.
 
         A paused node is resumed first, so that it can read the closed
-        connection and exit.
+        connection and exit. Then the runtime removes what it created.
         """
-        await asyncio.gather(*(self._close_node(node) for node in self.history))
+        try:
+            outcomes = await asyncio.gather(
+                *(self._close_node(node) for node in self.history),
+                return_exceptions=True,
+            )
+            for node, outcome in zip(self.history, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    logger.warning("could not end %s: %s", node.name, outcome)
+        finally:
+            await self.runtime.close()
 
     async def _close_node(self, node: Node) -> None:
         if node.process.running():
             node.exit_expected = True
-            node.process.resume()
+            await node.process.resume()
             await node.connection.close()
             code = await node.process.wait(self.timing.stop_grace)
             if code is None:

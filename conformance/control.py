@@ -1,9 +1,10 @@
 """The harness side of a node's TCP control connection.
 
-Each node process gets its own ControlListener on 127.0.0.1 with an
-OS-chosen port, so the harness can tell which process a connection belongs to
-without trusting the ``pid`` in the ready line (a wrapper script or a
-container would report a different one).
+In the process runtime each node process gets its own ControlListener on
+127.0.0.1 with an OS-chosen port, so the harness can tell which process a
+connection belongs to without trusting the ``pid`` in the ready line (a
+wrapper script or a container would report a different one). In the docker
+runtime the node listens and the harness connects (see docker_runtime.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conformance.errors import (
+    ClosedBeforeReady,
     CommandError,
     CommandTimeout,
     ContractError,
@@ -100,10 +102,18 @@ class ControlConnection:
         self.closed = asyncio.Event()
 
     async def read_ready(self) -> dict[str, Any]:
-        """Read the first line; the caller applies the deadline."""
-        line = await self._reader.readline()
+        """Read the first line; the caller applies the deadline.
+
+        Raises ClosedBeforeReady when the connection ends first.
+        """
+        try:
+            line = await self._reader.readline()
+        except ConnectionError as error:
+            raise ClosedBeforeReady(
+                f"control connection failed before the ready line: {error}"
+            ) from None
         if not line:
-            raise ContractError("control connection closed before the ready line")
+            raise ClosedBeforeReady("control connection closed before the ready line")
         return self._decode(line)
 
     def start(self) -> None:

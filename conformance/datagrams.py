@@ -15,6 +15,7 @@ datagram in ``received`` under the stand-in's address.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
 from dataclasses import dataclass
@@ -196,10 +197,19 @@ def build_datagram(
 
 
 class DatagramSender:
-    """A UDP socket of the harness on 127.0.0.1 that sends hand-made datagrams."""
+    """A UDP socket of the harness that sends hand-made datagrams.
 
-    def __init__(self) -> None:
+    It binds ``local_ip`` and sends only to addresses in ``network``: by
+    default 127.0.0.1 alone, and in the docker runtime the bridge network
+    of the run's containers, from the host's address on that bridge.
+    """
+
+    def __init__(
+        self, local_ip: str = "127.0.0.1", network: str = "127.0.0.1/32"
+    ) -> None:
         self._socket: socket.socket | None = None
+        self._local_ip = local_ip
+        self._network = ipaddress.ip_network(network)
 
     @property
     def address(self) -> str:
@@ -210,17 +220,22 @@ class DatagramSender:
     def _open(self) -> socket.socket:
         if self._socket is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((self._local_ip, 0))
             self._socket = sock
         return self._socket
 
     def send(self, data: bytes, addr: str) -> None:
-        """Send one datagram to ``addr`` (``IP:PORT``) on 127.0.0.1."""
+        """Send one datagram to ``addr`` (``IP:PORT``) inside ``network``."""
         destination = Address.parse(addr)
-        if str(destination.ip) != "127.0.0.1":
+        if destination.ip not in self._network:
+            allowed = (
+                str(self._network.network_address)
+                if self._network.num_addresses == 1
+                else str(self._network)
+            )
             raise ValueError(
                 f"invalid datagram destination {addr}: the harness sends only "
-                "to 127.0.0.1"
+                f"to {allowed}"
             )
         self._open().sendto(data, destination.to_sockaddr())
 

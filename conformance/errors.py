@@ -27,6 +27,10 @@ class ContractError(HarnessError):
     """A node sent a line that violates the peer contract."""
 
 
+class ClosedBeforeReady(ContractError):
+    """The control connection ended before the node sent its ready line."""
+
+
 class CommandError(HarnessError):
     """A node replied ``ok: false`` to a command."""
 
@@ -37,3 +41,7 @@ class CommandTimeout(HarnessError):
 
 class ExpectationFailed(HarnessError):
     """A scenario expectation did not hold before its deadline."""
+
+
+class DockerError(HarnessError):
+    """A Docker call of the docker runtime failed, or Docker is not usable."""

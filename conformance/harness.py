@@ -2,10 +2,14 @@
 
 ``run_scenario`` starts a Cluster for one scenario and mix, executes the
 steps in order and returns a RunResult. A failed expectation or a
-misbehaving node makes the result fail but raises nothing. Every process
-the run started is ended, also on cancellation (Ctrl-C). Each expectation
+misbehaving node makes the result fail but raises nothing. Every node the
+run started is ended, also on cancellation (Ctrl-C). Each expectation
 polls the nodes until it is met or its bound, evaluated from the run's
 config, runs out. expect_never_down instead waits out its whole window.
+
+A scenario with a step that the runtime cannot run (see
+``RuntimeKind.unavailable_steps``) is not started: its result is marked
+unavailable, with the reason, and counts neither as passed nor as failed.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ from conformance.contract import (
 from conformance.datagrams import DATAGRAM_KINDS, DatagramSender, build_datagram
 from conformance.errors import ExpectationFailed, HarnessError
 from conformance.impls import Implementation, mix_layout
+from conformance.runtime import PROCESS_RUNTIME, RuntimeKind
 from conformance.scenario import (
     STEP_KINDS,
     BroadcastStep,
+    ConnectStep,
+    DisconnectStep,
     ExpectBroadcastStep,
     ExpectCrossTrafficStep,
     ExpectDownStep,
@@ -68,6 +75,7 @@ class RunOptions:
 
     ``config_overrides`` apply after each scenario's own overrides.
     ``slack_ms`` replaces each scenario's slack allowance when set.
+    ``runtime`` decides where the nodes run.
     """
 
     report_dir: Path
@@ -76,6 +84,7 @@ class RunOptions:
     timing: Timing = Timing()
     config_overrides: tuple[tuple[str, Any], ...] = ()
     slack_ms: int | None = None
+    runtime: RuntimeKind = PROCESS_RUNTIME
 
 
 @dataclass(frozen=True)
@@ -97,12 +106,17 @@ class PausedNode:
 
 @dataclass
 class RunResult:
-    """The outcome of one scenario in one mix."""
+    """The outcome of one scenario in one mix.
+
+    ``unavailable`` is the reason the runtime could not run the scenario;
+    such a result has ``passed`` False but is not a failure.
+    """
 
     scenario: str
     mix: str
     passed: bool
     error: str | None = None
+    unavailable: str | None = None
     duration_seconds: float = 0.0
     measurements: dict[str, Measurement] = field(default_factory=dict)
     wire_counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -118,6 +132,13 @@ class RunResult:
     def run_id(self) -> str:
         return f"{self.scenario}-{self.mix}"
 
+    @property
+    def status(self) -> str:
+        """Return ``passed``, ``failed`` or ``unavailable``."""
+        if self.unavailable is not None:
+            return "unavailable"
+        return "passed" if self.passed else "failed"
+
     def versions(self) -> dict[str, list[str]]:
         """Return the version strings from the ready lines, per implementation."""
         seen: dict[str, set[str]] = {}
@@ -130,9 +151,12 @@ class RunResult:
             "scenario": self.scenario,
             "mix": self.mix,
             "passed": self.passed,
+            "status": self.status,
         }
         if self.error is not None:
             result["error"] = self.error
+        if self.unavailable is not None:
+            result["unavailable"] = self.unavailable
         for name, measurement in sorted(self.measurements.items()):
             result[f"{name}_seconds"] = round(measurement.seconds, 3)
             result[f"{name}_bound_seconds"] = round(measurement.bound_seconds, 3)
@@ -148,7 +172,7 @@ class RunResult:
         )
         if self.datagram_verdicts:
             result["datagram_verdicts"] = self.datagram_verdicts
-        if not self.passed:
+        if not self.passed and self.unavailable is None:
             result["last_events"] = self.last_events
         return result
 
@@ -194,6 +218,7 @@ class ScenarioRun:
             config=self.config,
             timing=options.timing,
             seed=f"{options.seed}/{scenario.name}/{mix}",
+            runtime=options.runtime.new_runtime(f"{scenario.name}-{mix}"),
         )
         self.result = RunResult(
             scenario=scenario.name, mix=mix, passed=False, run_dir=str(self.run_dir)
@@ -210,7 +235,8 @@ class ScenarioRun:
         self.broadcasts: dict[str, tuple[BroadcastStep, float]] = {}
         self.stats_snapshots: list[tuple[Node, StatsReply]] = []
         self.paused: dict[str, PausedNode] = {}
-        self.datagrams = DatagramSender()
+        # Opened by the first send_datagram step.
+        self.datagrams: DatagramSender | None = None
         self.injections: list[Injection] = []
 
     def _mark(self, at: float | None = None) -> None:
@@ -219,9 +245,26 @@ class ScenarioRun:
         self.reference = at if at is not None else now
         self.reference_monotonic = now_monotonic - (now - self.reference)
 
+    def unavailable_reason(self) -> str | None:
+        """Return why the runtime cannot run this scenario, or None if it can."""
+        runtime = self.options.runtime
+        for index, step in enumerate(self.scenario.steps):
+            kind = _step_kind(step)
+            reason = runtime.unavailable_steps.get(kind)
+            if reason is not None:
+                return (
+                    f"step {index + 1} ({_describe_step(step)}) is not available "
+                    f"in the {runtime.name} runtime: {reason}"
+                )
+        return None
+
     async def run(self) -> RunResult:
-        started = time.monotonic()
         self.result.started_at = time.time()
+        reason = self.unavailable_reason()
+        if reason is not None:
+            self.result.unavailable = reason
+            return self.result
+        started = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             for index, step in enumerate(self.scenario.steps):
@@ -247,10 +290,11 @@ class ScenarioRun:
         finally:
             try:
                 # A run that failed or was cancelled may leave nodes paused.
-                self.cluster.resume_all()
+                await self.cluster.resume_all()
                 await self._collect_final_stats()
             finally:
-                self.datagrams.close()
+                if self.datagrams is not None:
+                    self.datagrams.close()
                 await self.cluster.close()
                 self.result.duration_seconds = time.monotonic() - started
                 self._finish()
@@ -271,6 +315,8 @@ class ScenarioRun:
             ExpectNoErrorsStep: self._expect_no_errors,
             PauseStep: self._pause,
             ResumeStep: self._resume,
+            DisconnectStep: self._disconnect,
+            ConnectStep: self._connect,
             SendDatagramStep: self._send_datagram,
             ExpectErrorsStep: self._expect_errors,
             ExpectNeverDownStep: self._expect_never_down,
@@ -427,7 +473,7 @@ class ScenarioRun:
 
     async def _pause(self, step: PauseStep) -> None:
         reply = await self.cluster.members(step.node)
-        paused_at = self.cluster.pause(step.node)
+        paused_at = await self.cluster.pause(step.node)
         self.paused[step.node] = PausedNode(
             reply.identity, reply.incarnation, paused_at
         )
@@ -436,7 +482,21 @@ class ScenarioRun:
     async def _resume(self, step: ResumeStep) -> None:
         if step.after is not None:
             await self._observe(step.after)
-        self._mark(self.cluster.resume(step.node))
+        self._mark(await self.cluster.resume(step.node))
+
+    async def _disconnect(self, step: DisconnectStep) -> None:
+        # expect_down and expect_rejoined treat the cut like a kill and the
+        # reconnection like a restart.
+        self.down_identity[step.node] = (await self.cluster.members(step.node)).identity
+        self.down_at[step.node] = await self.cluster.disconnect(step.node)
+        self._mark(self.down_at[step.node])
+
+    async def _connect(self, step: ConnectStep) -> None:
+        if step.after is not None:
+            await self._observe(step.after)
+        connected_at = await self.cluster.connect(step.node)
+        self.restart_began[step.node] = connected_at
+        self._mark(connected_at)
 
     def _stand_in_sender(self, target: Node) -> Node:
         # A node of the target's implementation, so that a datagram the
@@ -468,6 +528,8 @@ class ScenarioRun:
             step.kind, target_identity, sender_identity, self.config.max_packet_size
         )
         baseline = await self.cluster.stats(step.node)
+        if self.datagrams is None:
+            self.datagrams = self.cluster.runtime.datagram_sender()
         for _ in range(step.repeat):
             self.datagrams.send(data, target.bind)
         self.injections.append(
@@ -539,6 +601,9 @@ class ScenarioRun:
             replies = await self._members_of_running()
             missing = []
             for observer, reply in replies.items():
+                # A disconnected node is still running, but it is the target.
+                if observer == step.node:
+                    continue
                 if (
                     self._latest_event_ts(
                         observer, "member_down", "member", target, killed_at
@@ -553,9 +618,15 @@ class ScenarioRun:
 
         await self._poll(step.within, check)
         latest = max(
-            self._latest_event_ts(node.name, "member_down", "member", target, killed_at)
-            or killed_at
-            for node in self.cluster.running()
+            (
+                self._latest_event_ts(
+                    node.name, "member_down", "member", target, killed_at
+                )
+                or killed_at
+                for node in self.cluster.running()
+                if node.name != step.node
+            ),
+            default=killed_at,
         )
         self._record(step.measure, latest - killed_at, step.within)
 
@@ -911,8 +982,12 @@ def _wire_counts(
     }
 
 
+def _step_kind(step: Step) -> str:
+    return next(name for name, cls in STEP_KINDS.items() if isinstance(step, cls))
+
+
 def _describe_step(step: Step) -> str:
-    kind = next(name for name, cls in STEP_KINDS.items() if isinstance(step, cls))
+    kind = _step_kind(step)
     node = getattr(step, "node", None)
     return f"{kind} {node}" if node else kind
 

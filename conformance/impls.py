@@ -30,6 +30,10 @@ PYTHON = "python"
 RUST = "rust"
 MIXED = "mixed"
 
+# The node images that docker/build-images.sh builds, for the docker runtime.
+PYTHON_IMAGE = "swim-py-node:dev"
+RUST_IMAGE = "swim-rust-peer:dev"
+
 
 @dataclass(frozen=True)
 class Implementation:
@@ -37,6 +41,8 @@ class Implementation:
 
     ``needs_rust_build`` marks the built-in rust_peer, which the harness builds
     with cargo before use. ``env`` adds variables to the node's environment.
+    ``image`` is the container image that the docker runtime runs instead of
+    ``command``; its entrypoint is the node program.
     """
 
     name: str
@@ -44,6 +50,7 @@ class Implementation:
     label: str
     needs_rust_build: bool = False
     env: tuple[tuple[str, str], ...] = ()
+    image: str | None = None
 
     def describe(self) -> str:
         return shlex.join(self.command)
@@ -75,12 +82,14 @@ def default_registry() -> dict[str, Implementation]:
             command=(sys.executable, "-m", "conformance.node_agent"),
             label="py",
             env=_python_path_env(),
+            image=PYTHON_IMAGE,
         ),
         RUST: Implementation(
             name=RUST,
             command=(str(rust_peer_binary()),),
             label="rust",
             needs_rust_build=True,
+            image=RUST_IMAGE,
         ),
     }
 

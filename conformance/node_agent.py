@@ -192,11 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IP:PORT",
         help="member to announce to at start (repeatable)",
     )
-    parser.add_argument(
+    control = parser.add_mutually_exclusive_group()
+    control.add_argument(
         "--control",
         help=(
-            "IP:PORT of the harness's TCP listener; without it the node runs"
-            " standalone and logs events to stderr"
+            "IP:PORT of the harness's TCP listener; without it or"
+            " --control-listen the node runs standalone and logs events to stderr"
+        ),
+    )
+    control.add_argument(
+        "--control-listen",
+        metavar="IP:PORT",
+        help=(
+            "TCP address to listen on for the harness's one control connection,"
+            " instead of connecting to it; for nodes in containers"
         ),
     )
     parser.add_argument("--rng-seed", help="seed for the random generator (u64)")
@@ -385,6 +394,8 @@ async def run_node(
     if args.control:
         control = Address.parse(args.control)
         reader, writer = await asyncio.open_connection(str(control.ip), control.port)
+    elif args.control_listen:
+        reader, writer = await accept_control(Address.parse(args.control_listen))
     agent = NodeAgent(swim, transport, writer)
     handler.on_item = agent.on_broadcast
     agent.send_line(
@@ -427,6 +438,37 @@ async def run_node(
     # Re-raise a failure of the node itself, for example a bind error.
     run_task.result()
     return 0
+
+
+async def accept_control(
+    address: Address,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Listen on ``address``, return the first connection and stop listening.
+
+    Closing the listener makes later connection attempts fail, so the
+    harness cannot end up talking to a node that ignores it.
+    """
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if accepted.done():
+            writer.close()
+        else:
+            accepted.set_result((reader, writer))
+
+    server = await asyncio.start_server(
+        on_connect, host=str(address.ip), port=address.port
+    )
+    logger.info("waiting for the control connection on %s", address)
+    try:
+        reader, writer = await accepted
+    finally:
+        # Only the listening socket closes; the accepted connection stays open.
+        server.close()
+    logger.info("control connection from %s", writer.get_extra_info("peername"))
+    return reader, writer
 
 
 def _log_standalone(payload: dict[str, Any]) -> None:
@@ -488,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parse_address("--bind", args.bind)
         if args.control:
             _parse_address("--control", args.control)
+        if args.control_listen:
+            _parse_address("--control-listen", args.control_listen)
         if args.advertise:
             _parse_address("--advertise", args.advertise)
         for seed in args.seed:

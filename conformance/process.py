@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from conformance.errors import NodeStartError
 
@@ -88,14 +89,17 @@ class NodeProcess:
             with contextlib.suppress(ProcessLookupError):
                 self._process.send_signal(signum)
 
-    def pause(self) -> None:
+    async def pause(self) -> None:
         """Send SIGSTOP to the node's process group, unless it has exited."""
         if self.running():
             self._signal_group(signal.SIGSTOP)
             self.paused = True
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         """Send SIGCONT to the node's process group if it is paused."""
+        self._continue()
+
+    def _continue(self) -> None:
         if self.paused:
             self._signal_group(signal.SIGCONT)
             self.paused = False
@@ -121,13 +125,16 @@ class NodeProcess:
 
         A paused node is resumed first, because it cannot act on SIGTERM.
         """
-        self.resume()
+        self._continue()
         self._signal_group(signal.SIGTERM)
         code = await self.wait(grace)
         if code is None:
             await self.kill()
             code = self.returncode
         return code
+
+    def details(self) -> dict[str, Any]:
+        return {}
 
     def log_tail(self, lines: int = 20) -> str:
         """Return the last lines of the node's log."""

@@ -1,4 +1,9 @@
-"""Write report.json and report.md for a suite run."""
+"""Write report.json, report.md and junit.xml for a suite run.
+
+A run that the runtime could not do (``RunResult.unavailable``) counts
+neither as passed nor as failed. It shows as ``n/a`` in the matrix, with its
+reason in a section of report.md, and as a skipped test case in junit.xml.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import datetime
 import json
 import platform
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,8 @@ from conformance.impls import Implementation
 
 # Wire keys that every report lists, even when a run had no mixed cluster.
 REQUIRED_WIRE_PAIRS = ("py->rust", "rust->py")
+
+JUNIT_FILE = "junit.xml"
 
 
 def aggregate_wire_counts(results: Sequence[RunResult]) -> dict[str, dict[str, int]]:
@@ -59,6 +67,7 @@ def build_report(
         tz=datetime.UTC,
     )
     passed = sum(1 for result in results if result.passed)
+    unavailable = sum(1 for result in results if result.unavailable is not None)
     used = {node["impl"] for result in results for node in result.nodes}
     return {
         "date": date.isoformat(timespec="seconds"),
@@ -79,7 +88,8 @@ def build_report(
         "summary": {
             "total": len(results),
             "passed": passed,
-            "failed": len(results) - passed,
+            "failed": len(results) - passed - unavailable,
+            "unavailable": unavailable,
         },
         "results": [result.to_json() for result in results],
         "wire": {
@@ -96,6 +106,8 @@ def build_report(
 def _cell(result: RunResult | None) -> str:
     if result is None:
         return "-"
+    if result.unavailable is not None:
+        return "n/a"
     status = "pass" if result.passed else "**FAIL**"
     return f"{status} ({result.duration_seconds:.1f} s)"
 
@@ -112,7 +124,12 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
         f"- date: {report['date']}",
         f"- runtime: {report['runtime']}",
         f"- seed: {report['seed']}",
-        f"- result: {summary['passed']} of {summary['total']} runs passed",
+        f"- result: {summary['passed']} of {summary['total']} runs passed"
+        + (
+            f", {summary['unavailable']} not available in this runtime"
+            if summary.get("unavailable")
+            else ""
+        ),
     ]
     for impl, versions in report["versions"].items():
         lines.append(f"- {impl}: {', '.join(versions)}")
@@ -163,7 +180,20 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
 
     lines += _verdict_table(results)
 
-    failures = [result for result in results if not result.passed]
+    skipped = [result for result in results if result.unavailable is not None]
+    if skipped:
+        lines += [
+            "",
+            f"## Not available in the {report['runtime']} runtime",
+            "",
+            "These runs were not started, so they neither passed nor failed.",
+            "",
+        ]
+        lines += [f"- {result.run_id}: {result.unavailable}" for result in skipped]
+
+    failures = [
+        result for result in results if not result.passed and result.unavailable is None
+    ]
     if failures:
         lines += ["", "## Failures"]
     for result in failures:
@@ -220,13 +250,77 @@ def _verdict_table(results: Sequence[RunResult]) -> list[str]:
     return lines
 
 
+def render_junit(report: Mapping[str, Any], results: Sequence[RunResult]) -> str:
+    """Render junit.xml: one test case per scenario and mix.
+
+    A failed run gets a ``failure`` whose message is the first line of its
+    error and whose text is the whole error and the node logs. An
+    unavailable run gets ``skipped`` with the reason.
+    """
+    summary = report["summary"]
+    total_time = sum(result.duration_seconds for result in results)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"swim-conformance ({report['runtime']} runtime)",
+            "tests": str(summary["total"]),
+            "failures": str(summary["failed"]),
+            "errors": "0",
+            "skipped": str(summary.get("unavailable", 0)),
+            "time": f"{total_time:.3f}",
+            "timestamp": str(report["date"]),
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name in ("runtime", "seed", "contract"):
+        ET.SubElement(
+            properties, "property", {"name": name, "value": str(report[name])}
+        )
+    for result in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"swim_conformance.{result.scenario}",
+                "name": f"{result.scenario}[{result.mix}]",
+                "time": f"{result.duration_seconds:.3f}",
+            },
+        )
+        if result.unavailable is not None:
+            ET.SubElement(case, "skipped", {"message": result.unavailable})
+        elif not result.passed:
+            error = result.error or "(no error message)"
+            failure = ET.SubElement(
+                case,
+                "failure",
+                {"message": error.splitlines()[0][:500], "type": "ExpectationFailed"},
+            )
+            logs = [
+                f"{node['node']}.{node['generation']} ({node['impl']}): {node['log']}"
+                for node in result.nodes
+            ]
+            failure.text = error + (
+                "\n\nnode logs:\n" + "\n".join(logs) if logs else ""
+            )
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
 def write_report(
     report_dir: Path, report: Mapping[str, Any], results: Sequence[RunResult]
 ) -> tuple[Path, Path]:
-    """Write report.json and report.md under ``report_dir`` and return their paths."""
+    """Write report.json, report.md and junit.xml under ``report_dir``.
+
+    Returns the paths of report.json and report.md; junit.xml is beside them.
+    """
     report_dir.mkdir(parents=True, exist_ok=True)
     json_path = report_dir / "report.json"
     md_path = report_dir / "report.md"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(render_markdown(report, results), encoding="utf-8")
+    (report_dir / JUNIT_FILE).write_text(
+        render_junit(report, results), encoding="utf-8"
+    )
     return json_path, md_path

@@ -94,7 +94,8 @@ class RestartStep:
 
 @dataclass(frozen=True)
 class ExpectDownStep:
-    """Every running node emits member_down for the node and lists it as down."""
+    """Every other running node emits member_down for the node and lists it
+    as down. The node was killed, stopped or disconnected."""
 
     node: str
     within: Bound
@@ -103,7 +104,8 @@ class ExpectDownStep:
 
 @dataclass(frozen=True)
 class ExpectRejoinedStep:
-    """A restarted node is back under a renewed identity.
+    """A restarted or reconnected node is back, by default under a renewed
+    identity.
 
     The node's identity must have ``renewal`` equal to its renewal before it
     went down plus ``renewal_delta``. With ``rejoin_event`` the node must emit
@@ -161,7 +163,8 @@ class ExpectNoErrorsStep:
 
 @dataclass(frozen=True)
 class PauseStep:
-    """Stop a node's process group with SIGSTOP.
+    """Freeze a node: SIGSTOP to its process group, or in the docker runtime
+    the cgroup freezer of its container.
 
     The node's UDP socket keeps queueing datagrams, which the node handles
     once it is resumed.
@@ -172,7 +175,28 @@ class PauseStep:
 
 @dataclass(frozen=True)
 class ResumeStep:
-    """Continue a paused node with SIGCONT, ``after`` past the last action step."""
+    """Continue a paused node, ``after`` past the last action step."""
+
+    node: str
+    after: Bound | None = None
+
+
+@dataclass(frozen=True)
+class DisconnectStep:
+    """Cut a node off the network that the nodes share.
+
+    The node keeps running and keeps its control connection, but sends and
+    receives no datagram until a connect step. Only runtimes that give each
+    node its own network link can run it (the docker runtime).
+    """
+
+    node: str
+
+
+@dataclass(frozen=True)
+class ConnectStep:
+    """Attach a disconnected node to the nodes' network again, at its old
+    address, ``after`` past the last action step."""
 
     node: str
     after: Bound | None = None
@@ -226,6 +250,8 @@ Step = (
     | ExpectNoErrorsStep
     | PauseStep
     | ResumeStep
+    | DisconnectStep
+    | ConnectStep
     | SendDatagramStep
     | ExpectErrorsStep
     | ExpectNeverDownStep
@@ -245,6 +271,8 @@ STEP_KINDS: dict[str, type[Step]] = {
     "expect_no_errors": ExpectNoErrorsStep,
     "pause": PauseStep,
     "resume": ResumeStep,
+    "disconnect": DisconnectStep,
+    "connect": ConnectStep,
     "send_datagram": SendDatagramStep,
     "expect_errors": ExpectErrorsStep,
     "expect_never_down": ExpectNeverDownStep,
@@ -290,6 +318,8 @@ class _Context:
         self.was_paused: set[str] = set()
         # Nodes that got a send_datagram since they last started.
         self.injected: set[str] = set()
+        # Nodes cut off by a disconnect step and not connected again.
+        self.disconnected: set[str] = set()
 
     def error(self, message: str) -> ScenarioError:
         return ScenarioError(f"{self.where}: {message}")
@@ -428,6 +458,7 @@ def _parse_kill_or_stop(kind: type[KillStep] | type[StopStep]) -> _StepParser:
         ctx.running.discard(node)
         ctx.injected.discard(node)
         ctx.was_paused.discard(node)
+        ctx.disconnected.discard(node)
         return kind(node=node)
 
     return parse
@@ -460,8 +491,12 @@ def _parse_restart(args: dict[str, Any], what: str, ctx: _Context) -> Step:
 def _parse_expect_down(args: dict[str, Any], what: str, ctx: _Context) -> Step:
     _check_keys(args, {"node", "within", "measure"}, {"node", "within"}, what, ctx)
     node = ctx.node(args["node"])
-    if node in ctx.running or node not in ctx.started:
-        raise ctx.error(f"{what}: {node} must have been killed or stopped")
+    if node not in ctx.disconnected and (
+        node in ctx.running or node not in ctx.started
+    ):
+        raise ctx.error(
+            f"{what}: {node} must have been killed, stopped or disconnected"
+        )
     return ExpectDownStep(
         node=node,
         within=ctx.bound(args["within"]),
@@ -474,7 +509,7 @@ def _parse_expect_rejoined(args: dict[str, Any], what: str, ctx: _Context) -> St
     _check_keys(args, allowed, {"node", "within"}, what, ctx)
     node = ctx.node(args["node"])
     if node not in ctx.restarted or node not in ctx.running:
-        raise ctx.error(f"{what}: {node} must have been restarted")
+        raise ctx.error(f"{what}: {node} must have been restarted or connected")
     delta = args.get("renewal_delta", 1)
     if isinstance(delta, bool) or not isinstance(delta, int) or delta < 0:
         raise ctx.error(f"{what}: 'renewal_delta' must be a non-negative integer")
@@ -582,6 +617,29 @@ def _parse_resume(args: dict[str, Any], what: str, ctx: _Context) -> Step:
     )
 
 
+def _parse_disconnect(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node"}, {"node"}, what, ctx)
+    node = ctx.running_node(args["node"], what)
+    if node in ctx.disconnected:
+        raise ctx.error(f"{what}: {node} is already disconnected")
+    ctx.disconnected.add(node)
+    return DisconnectStep(node=node)
+
+
+def _parse_connect(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"node", "after"}, {"node"}, what, ctx)
+    node = ctx.node(args["node"])
+    if node not in ctx.disconnected:
+        raise ctx.error(f"{what}: {node} is not disconnected")
+    ctx.disconnected.discard(node)
+    # expect_rejoined checks a connected node like a restarted one.
+    ctx.restarted.add(node)
+    after = args.get("after")
+    return ConnectStep(
+        node=node, after=ctx.bound(after, "after") if after is not None else None
+    )
+
+
 def _positive_int(value: Any, what: str, ctx: _Context, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value:
         raise ctx.error(f"{what} must be a positive integer, got {value!r}")
@@ -662,6 +720,8 @@ _STEP_PARSERS: dict[str, _StepParser] = {
     "expect_no_errors": _parse_expect_no_errors,
     "pause": _parse_pause,
     "resume": _parse_resume,
+    "disconnect": _parse_disconnect,
+    "connect": _parse_connect,
     "send_datagram": _parse_send_datagram,
     "expect_errors": _parse_expect_errors,
     "expect_never_down": _parse_expect_never_down,

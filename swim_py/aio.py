@@ -18,8 +18,8 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from swim_py.broadcast import BroadcastHandler
@@ -57,6 +57,12 @@ _MAX_REANNOUNCE_DELAY = 5.0
 # past this, and the drop is logged and counted.
 _EVENT_BUFFER = 10_000
 
+# str(Address) of recent senders, shared by every node of the process:
+# formatting an ipaddress runs Python code, and received_counts needs it for
+# every datagram. A full cache is emptied.
+_MAX_ADDR_TEXTS = 4096
+_addr_texts: dict[Address, str] = {}
+
 
 class EventKind(enum.Enum):
     """What an ``Event`` reports."""
@@ -85,11 +91,9 @@ class Event:
     previous: Identity | None = None
 
 
-@dataclass(order=True, slots=True)
-class _QueuedTimer:
-    deadline: float
-    sequence: int
-    timer: Timer | _Reannounce = field(compare=False)
+# A pending timer: (deadline, sequence, timer). Plain tuples, because the
+# heap compares them often; the unique sequence keeps timers out of it.
+_QueuedTimer = tuple[float, int, "Timer | _Reannounce"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +346,15 @@ class Swim:
         """Send Broadcast messages with the pending custom broadcasts now."""
         self._call(lambda core: core.broadcast())
 
+    def apply_many(self, updates: Iterable[Member], do_broadcast: bool = True) -> None:
+        """Apply member updates from outside the protocol, such as a saved list.
+
+        See ``SwimCore.apply_many``. With ``do_broadcast`` False the updates
+        are not gossiped, which suits a list that the other members already
+        have.
+        """
+        self._call(lambda core: core.apply_many(updates, do_broadcast))
+
     def leave(self) -> None:
         """Gossip our departure, then stop taking part: the node becomes undead."""
         self._call(lambda core: core.leave_cluster())
@@ -394,12 +407,12 @@ class Swim:
     def _on_timer_due(self) -> None:
         self._timer_handle = None
         now = asyncio.get_running_loop().time()
-        while self._timers and self._timers[0].deadline <= now:
-            queued = heapq.heappop(self._timers)
-            if isinstance(queued.timer, _Reannounce):
-                self._on_reannounce(queued.timer)
+        while self._timers and self._timers[0][0] <= now:
+            timer = heapq.heappop(self._timers)[2]
+            if isinstance(timer, _Reannounce):
+                self._on_reannounce(timer)
                 continue
-            self._fire(queued.timer)
+            self._fire(timer)
         self._arm_timer()
 
     def _fire(self, timer: Timer) -> None:
@@ -459,12 +472,12 @@ class Swim:
     def _push_timer(self, timer: Timer | _Reannounce, delay: float) -> None:
         deadline = asyncio.get_running_loop().time() + delay
         self._sequence += 1
-        heapq.heappush(self._timers, _QueuedTimer(deadline, self._sequence, timer))
+        heapq.heappush(self._timers, (deadline, self._sequence, timer))
 
     def _arm_timer(self) -> None:
         if not self._timers or not self._running:
             return
-        deadline = self._timers[0].deadline
+        deadline = self._timers[0][0]
         handle = self._timer_handle
         if handle is not None:
             if handle.when() <= deadline:
@@ -476,12 +489,18 @@ class Swim:
     def _notify(self, notification: Notification) -> None:
         for listener in self.notification_listeners:
             listener(notification)
-        event = _to_event(notification)
         if isinstance(notification, DataReceived):
             header = notification.header
             name = MESSAGE_NAMES[type(header.message)]
-            self.received_counts[str(header.src.addr)][name] += 1
+            addr = header.src.addr
+            text = _addr_texts.get(addr)
+            if text is None:
+                if len(_addr_texts) >= _MAX_ADDR_TEXTS:
+                    _addr_texts.clear()
+                text = _addr_texts[addr] = str(addr)
+            self.received_counts[text][name] += 1
             return
+        event = _to_event(notification)
         if isinstance(notification, Idle) and self._discovery is not None:
             # Lost every member: go back to announcing to the discovery peers.
             self._reannounce_generation += 1

@@ -128,6 +128,7 @@ __all__ = ["Outputs", "SwimCore"]
 logger = logging.getLogger(__name__)
 
 COUNT_SIZE = 2
+_ZERO_COUNT = bytes(COUNT_SIZE)
 # Timer tokens are a wrapping u8, as in foca.
 _TOKEN_MASK = 0xFF
 # A Feed samples at least this many members, whatever the estimate of how
@@ -147,13 +148,17 @@ class Outputs:
     notifications: list[Notification] = field(default_factory=list)
 
 
+_WITHOUT_UPDATES = (Announce, TurnUndead, Broadcast)
+_WITHOUT_CUSTOM_BROADCASTS = (Announce, TurnUndead)
+
+
 def _carries_updates(message: Message) -> bool:
     # Every message but Announce, TurnUndead and Broadcast has COUNT + updates.
-    return not isinstance(message, (Announce, TurnUndead, Broadcast))
+    return not isinstance(message, _WITHOUT_UPDATES)
 
 
 def _allows_custom_broadcasts(message: Message) -> bool:
-    return not isinstance(message, (Announce, TurnUndead))
+    return not isinstance(message, _WITHOUT_CUSTOM_BROADCASTS)
 
 
 class SwimCore:
@@ -406,7 +411,7 @@ class SwimCore:
             return
 
         updates, offset = self._decode_updates(header, data, offset)
-        self._notify(DataReceived(header))
+        self._outputs.notifications.append(DataReceived(header))
 
         src = header.src
         sender = Member(src, header.src_incarnation, State.ALIVE)
@@ -621,7 +626,7 @@ class SwimCore:
             return
 
         helpers = self._members.choose_active(
-            self._config.num_indirect_probes, lambda id: id != probed
+            self._config.num_indirect_probes, exclude=probed
         )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -675,7 +680,7 @@ class SwimCore:
         # started. The timer is scheduled even when the member was already
         # Suspect, so one member may have several pending.
         as_suspect = Member(failed.id, failed.incarnation, State.SUSPECT)
-        summary = self._members.apply_existing_if(as_suspect, lambda _m: True)
+        summary = self._members.apply_existing_if(as_suspect, None)
         if summary is None:
             return
         self._handle_apply_summary(summary, as_suspect, do_broadcast=True)
@@ -746,8 +751,14 @@ class SwimCore:
         An update that lost its address conflict counts as inactive.
         """
         summary = self._members.apply(update)
-        self._handle_apply_summary(summary, update, do_broadcast)
-        if summary.conflict in (Conflict.LOST, Conflict.FAILED_CONDITION):
+        if summary.apply_successful or summary.changed_active_set:
+            self._handle_apply_summary(summary, update, do_broadcast)
+        elif summary.replaced is not None or summary.became_suspect:
+            self._handle_apply_summary(summary, update, do_broadcast)
+        if (
+            summary.conflict is Conflict.LOST
+            or summary.conflict is Conflict.FAILED_CONDITION
+        ):
             return False
         return summary.is_active_now
 
@@ -898,31 +909,42 @@ class SwimCore:
         """
         max_size = self._config.max_packet_size
         header = Header(self._identity, self._incarnation, dst, message)
-        buffer = bytearray(self._codec.encode_header(header))
-        if len(buffer) > max_size:
+        data: bytes | bytearray = self._codec.encode_header(header)
+        if len(data) > max_size:
             raise EncodeError(
-                f"{type(message).__name__} header of {len(buffer)} bytes does not"
+                f"{type(message).__name__} header of {len(data)} bytes does not"
                 f" fit in max_packet_size ({max_size})"
             )
 
         # COUNT goes in, even as zero, whenever more than its own 2 bytes fit.
-        if _carries_updates(message) and max_size - len(buffer) > COUNT_SIZE:
-            count_at = len(buffer)
-            buffer += bytes(COUNT_SIZE)
-            if isinstance(message, Feed):
-                count = self._fill_feed(buffer, max_size, dst)
+        if _carries_updates(message) and max_size - len(data) > COUNT_SIZE:
+            if isinstance(message, Feed) or self._updates:
+                buffer = bytearray(data)
+                count_at = len(buffer)
+                buffer += bytes(COUNT_SIZE)
+                if isinstance(message, Feed):
+                    count = self._fill_feed(buffer, max_size, dst)
+                else:
+                    count = self._updates.fill(buffer, max_size, MAX_ITEMS_PER_PACKET)
+                buffer[count_at : count_at + COUNT_SIZE] = count.to_bytes(
+                    COUNT_SIZE, "big"
+                )
+                data = buffer
             else:
-                count = self._updates.fill(buffer, max_size, MAX_ITEMS_PER_PACKET)
-            buffer[count_at : count_at + COUNT_SIZE] = count.to_bytes(COUNT_SIZE, "big")
+                # An empty backlog writes COUNT 0 and nothing else.
+                data = data + _ZERO_COUNT
 
         if (
-            len(buffer) < max_size
+            len(data) < max_size
             and _allows_custom_broadcasts(message)
             and self._handler.should_add_broadcast_data(dst)
+            and self._custom_broadcasts
         ):
+            buffer = data if isinstance(data, bytearray) else bytearray(data)
             self._custom_broadcasts.fill_with_len_prefix(buffer, max_size)
+            data = buffer
 
-        self._outputs.sends.append(Send(dst, bytes(buffer)))
+        self._outputs.sends.append(Send(dst, bytes(data)))
 
     def _fill_feed(self, buffer: bytearray, max_size: int, dst: Identity) -> int:
         # A Feed carries random active members other than dst, with their
@@ -931,7 +953,7 @@ class SwimCore:
         remaining = max_size - len(buffer)
         identity_len = max((max_size - remaining) // 2, 1)
         requested = max(remaining // identity_len, _MIN_FEED_MEMBERS)
-        chosen = self._members.choose_active(requested, lambda id: id != dst)
+        chosen = self._members.choose_active(requested, exclude=dst)
         count = 0
         while chosen and count < MAX_ITEMS_PER_PACKET:
             encoded = self._codec.encode_member(chosen.pop())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -12,16 +12,39 @@ MAX_RENEWAL = 2**64 - 1
 
 @dataclass(frozen=True, slots=True, order=True)
 class Address:
-    """A UDP socket address: an IPv4 or IPv6 address and a port."""
+    """A UDP socket address: an IPv4 or IPv6 address and a port.
+
+    The hash is computed once at construction, because hashing an
+    ``ipaddress`` object runs Python code and the core hashes addresses for
+    every update it applies.
+    """
 
     ip: IPAddress
     port: int
+    _hash: int = field(init=False, repr=False, compare=False)
+    # (IP version, IP as an int, port): equal exactly when ip and port are,
+    # and compared without calling Python code.
+    _key: tuple[int, int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             raise TypeError(f"Address.ip must be an ipaddress object, got {self.ip!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"invalid port {self.port}: expected 0 to 65535")
+        object.__setattr__(self, "_hash", hash((self.ip, self.port)))
+        object.__setattr__(self, "_key", (self.ip.version, int(self.ip), self.port))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to what the generated method returns: same class, ip and
+        # port. The hashes differ for most unequal pairs, which ends early.
+        if self is other:
+            return True
+        if not isinstance(other, Address) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._hash == other._hash and self._key == other._key
 
     @classmethod
     def parse(cls, text: str) -> Address:
@@ -68,10 +91,31 @@ class Identity:
     addr: Address
     id: bytes = b""
     renewal: int = 0
+    # Computed once, as for Address: identities key the core's lookups.
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.renewal <= MAX_RENEWAL:
             raise ValueError(f"invalid renewal {self.renewal}: expected a u64")
+        object.__setattr__(self, "_hash", hash((self.addr, self.id, self.renewal)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the generated method: same class and fields. Identities of
+        # different classes never compare equal, as dataclasses do.
+        if self is other:
+            return True
+        if not isinstance(other, Identity) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.renewal == other.renewal
+            and self.id == other.id
+            and self.addr._key == other.addr._key
+            and self.addr.__class__ is other.addr.__class__
+        )
 
     def renew(self) -> Identity | None:
         """Return this identity with ``renewal + 1``, or None at the u64 limit."""
@@ -98,6 +142,11 @@ class SocketAddrIdentity(Identity):
     equals a plain ``Identity`` with the same fields, because dataclass
     equality compares the class too.
     """
+
+    # Keep the base class's cached hash and fast equality: the dataclass
+    # decorator would generate slower ones for this subclass.
+    __hash__ = Identity.__hash__
+    __eq__ = Identity.__eq__
 
     def __post_init__(self) -> None:
         Identity.__post_init__(self)

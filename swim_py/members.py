@@ -69,6 +69,14 @@ class ApplySummary:
     became_suspect: bool = False
 
 
+# The outcomes that change nothing. ApplySummary is immutable, so these are
+# shared instead of built for every update that repeats what is known.
+_UNCHANGED_ACTIVE = ApplySummary(True, False, False)
+_UNCHANGED_INACTIVE = ApplySummary(False, False, False)
+_INSERTED_ACTIVE = ApplySummary(True, True, True)
+_INSERTED_INACTIVE = ApplySummary(False, True, False)
+
+
 class Members:
     """Member records, unique by ``Identity.addr``, in probe order.
 
@@ -79,6 +87,18 @@ class Members:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
+        # rng.randrange(n) with n > 0 returns rng._randbelow(n) in CPython's
+        # random module, so calling it directly draws the same numbers
+        # while skipping randrange's argument checks, which dominate a
+        # reservoir sample of a large table.
+        self._randbelow: Callable[[int], int] = getattr(
+            rng, "_randbelow", rng.randrange
+        )
+        # Whether _randbelow is the getrandbits loop of random.Random, which
+        # _sample_rest_with_getrandbits then runs inline.
+        self._randbelow_is_getrandbits = getattr(
+            type(rng), "_randbelow", None
+        ) is getattr(random.Random, "_randbelow_with_getrandbits", False)
         self._records: list[Member] = []
         # Position of each address in ``_records``.
         self._index: dict[Address, int] = {}
@@ -129,14 +149,21 @@ class Members:
         return self._records[position]
 
     def choose_active(
-        self, count: int, accept: Callable[[Identity], bool] = lambda _id: True
+        self,
+        count: int,
+        accept: Callable[[Identity], bool] | None = None,
+        *,
+        exclude: Identity | None = None,
     ) -> list[Member]:
-        """Return up to ``count`` random active members whose id ``accept`` takes."""
-        return self._choose(count, lambda m: m.is_active and accept(m.id))
+        """Return up to ``count`` random active members other than ``exclude``.
+
+        ``accept``, if given, must also take the member's id.
+        """
+        return self._choose(count, True, accept, exclude)
 
     def choose_down(self, count: int) -> list[Member]:
         """Return up to ``count`` random Down members."""
-        return self._choose(count, lambda m: not m.is_active)
+        return self._choose(count, False, None, None)
 
     def remove_if_down(self, id: Identity) -> Member | None:
         """Remove and return the record of exactly ``id`` if it is Down."""
@@ -155,22 +182,27 @@ class Members:
 
     def apply(self, update: Member) -> ApplySummary:
         """Merge ``update`` into the table, inserting it if its address is new."""
-        summary = self.apply_existing_if(update, lambda _member: True)
-        if summary is not None:
+        position = self._index.get(update.id.addr)
+        if position is not None:
+            known = self._records[position]
+            if known.id is update.id or known.id == update.id:
+                # The common case of apply_existing_if: same identity and no
+                # condition, so only the suspicion order decides.
+                if not update_overrides(known, update.incarnation, update.state):
+                    return _UNCHANGED_ACTIVE if known.is_active else _UNCHANGED_INACTIVE
+            summary = self.apply_existing_if(update, None)
+            assert summary is not None, "the address is in the index"
             return summary
         self._insert(update)
-        return ApplySummary(
-            is_active_now=update.is_active,
-            apply_successful=True,
-            changed_active_set=update.is_active,
-        )
+        return _INSERTED_ACTIVE if update.is_active else _INSERTED_INACTIVE
 
     def apply_existing_if(
-        self, update: Member, condition: Callable[[Member], bool]
+        self, update: Member, condition: Callable[[Member], bool] | None
     ) -> ApplySummary | None:
         """Merge ``update`` into the record at its address if ``condition`` holds.
 
-        Returns None when the address is unknown. When the stored identity
+        A ``condition`` of None always holds. Returns None when the address
+        is unknown. When the stored identity
         differs from the update's, the stored one is kept only if it wins the
         address conflict (a tie goes to the update). Otherwise the update
         replaces the whole record, whatever the states and incarnations. The
@@ -181,18 +213,22 @@ class Members:
             return None
         known = self._records[position]
 
-        replacing = known.id != update.id
-        if replacing and known.id.win_addr_conflict(update.id):
+        known_id = known.id
+        replacing = known_id is not update.id and known_id != update.id
+        if replacing and known_id.win_addr_conflict(update.id):
             return ApplySummary(known.is_active, False, False, Conflict.LOST)
 
-        if not condition(known):
-            conflict = Conflict.FAILED_CONDITION if replacing else Conflict.NO_CONFLICT
-            return ApplySummary(known.is_active, False, False, conflict)
+        if condition is not None and not condition(known):
+            if replacing:
+                return ApplySummary(
+                    known.is_active, False, False, Conflict.FAILED_CONDITION
+                )
+            return _UNCHANGED_ACTIVE if known.is_active else _UNCHANGED_INACTIVE
 
         if not replacing and not update_overrides(
             known, update.incarnation, update.state
         ):
-            return ApplySummary(known.is_active, False, False)
+            return _UNCHANGED_ACTIVE if known.is_active else _UNCHANGED_INACTIVE
 
         self._records[position] = update
         changed = known.is_active != update.is_active
@@ -214,7 +250,7 @@ class Members:
         self._records.append(member)
         last = len(self._records) - 1
         self._index[member.id.addr] = last
-        swap = self._rng.randrange(len(self._records))
+        swap = self._randbelow(len(self._records))
         if swap != last:
             other = self._records[swap]
             self._records[swap] = member
@@ -234,18 +270,65 @@ class Members:
                 return position
         return None
 
-    def _choose(self, count: int, accept: Callable[[Member], bool]) -> list[Member]:
-        # Reservoir sampling over the records that ``accept`` takes.
-        chosen: list[Member] = []
-        seen = 0
-        for member in self._records:
-            if not accept(member):
-                continue
+    def _choose(
+        self,
+        count: int,
+        active: bool,
+        accept: Callable[[Identity], bool] | None,
+        exclude: Identity | None,
+    ) -> list[Member]:
+        # Reservoir sampling over the records in the wanted state that pass
+        # ``exclude`` and ``accept``. It draws the same numbers in the same
+        # order as foca's loop: one per candidate once ``count`` are chosen.
+        down = State.DOWN
+        records = self._records
+        if active:
+            candidates = [member for member in records if member.state is not down]
+        else:
+            candidates = [member for member in records if member.state is down]
+        if exclude is not None:
+            # Comparing the cached hashes first skips Identity.__eq__ for
+            # nearly every member.
+            exclude_hash = exclude._hash
+            candidates = [
+                member
+                for member in candidates
+                if member.id is not exclude
+                and (member.id._hash != exclude_hash or member.id != exclude)
+            ]
+        if accept is not None:
+            candidates = [member for member in candidates if accept(member.id)]
+
+        chosen = candidates[: max(count, 0)]
+        if len(candidates) <= count:
+            return chosen
+        if self._randbelow_is_getrandbits:
+            self._sample_rest_with_getrandbits(candidates, chosen, count)
+            return chosen
+        randbelow = self._randbelow
+        for seen in range(len(chosen) + 1, len(candidates) + 1):
+            replace_at = randbelow(seen)
+            if replace_at < count:
+                chosen[replace_at] = candidates[seen - 1]
+        return chosen
+
+    def _sample_rest_with_getrandbits(
+        self, candidates: list[Member], chosen: list[Member], count: int
+    ) -> None:
+        # The reservoir loop with random.Random._randbelow_with_getrandbits
+        # inlined: draw k = seen.bit_length() bits until the value is below
+        # seen. The draws are the same, each without a Python call.
+        getrandbits = self._rng.getrandbits
+        seen = len(chosen)
+        bits = seen.bit_length()
+        next_power = 1 << bits
+        for member in candidates[seen:]:
             seen += 1
-            if len(chosen) < count:
-                chosen.append(member)
-                continue
-            replace_at = self._rng.randrange(seen)
+            if seen == next_power:
+                bits += 1
+                next_power <<= 1
+            replace_at = getrandbits(bits)
+            while replace_at >= seen:
+                replace_at = getrandbits(bits)
             if replace_at < count:
                 chosen[replace_at] = member
-        return chosen

@@ -14,6 +14,33 @@ logger = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Address], None]
 
+# Socket addresses converted to Address and back. Building an Address from
+# a socket address, and back, runs ipaddress code that costs more than
+# handling a typical datagram. The caches are shared by every transport of
+# the process, since the values are immutable. A full cache is emptied,
+# which bounds the memory that datagrams from many sources can take.
+_MAX_CACHED_ADDRESSES = 4096
+_addresses: dict[tuple[object, ...], Address] = {}
+_sockaddrs: dict[Address, tuple[str, int]] = {}
+
+
+def _to_sockaddr(addr: Address) -> tuple[str, int]:
+    sockaddr = _sockaddrs.get(addr)
+    if sockaddr is None:
+        if len(_sockaddrs) >= _MAX_CACHED_ADDRESSES:
+            _sockaddrs.clear()
+        sockaddr = _sockaddrs[addr] = addr.to_sockaddr()
+    return sockaddr
+
+
+def _from_sockaddr(sockaddr: tuple[object, ...]) -> Address:
+    addr = _addresses.get(sockaddr)
+    if addr is None:
+        if len(_addresses) >= _MAX_CACHED_ADDRESSES:
+            _addresses.clear()
+        addr = _addresses[sockaddr] = Address.from_sockaddr(sockaddr)
+    return addr
+
 
 class Transport(Protocol):
     """What ``Swim`` needs from a datagram transport."""
@@ -81,7 +108,7 @@ class AsyncIoUdpTransport:
         if self._transport is None or self._transport.is_closing():
             self.send_errors += 1
             return
-        self._transport.sendto(data, addr.to_sockaddr())
+        self._transport.sendto(data, _to_sockaddr(addr))
 
     def close(self) -> None:
         """Close the socket. A closed transport can be started again."""
@@ -93,7 +120,7 @@ class AsyncIoUdpTransport:
     def _deliver(self, data: bytes, sockaddr: tuple[object, ...]) -> None:
         handler = self._receiver
         if handler is not None:
-            handler(data, Address.from_sockaddr(sockaddr))
+            handler(data, _from_sockaddr(sockaddr))
 
 
 class _Protocol(asyncio.DatagramProtocol):

@@ -28,6 +28,8 @@ from swim_py.events import MemberDown, MemberUp, Notification
 from swim_py.identity import Identity
 from swim_py.testing.sim import SimCluster, SimNode
 
+# Wall-clock figures count time spent waiting for a CPU on a loaded machine;
+# the CPU figures (this process's CPU time) do not.
 WARMUP_PERIODS = 2
 POLL_SECONDS = 0.1
 
@@ -71,8 +73,10 @@ def bench_swim_py(
 
     cluster.run_for(WARMUP_PERIODS * period)
     steady_start = time.perf_counter()
+    steady_cpu_start = time.process_time()
     cluster.run_for(steady_periods * period)
     steady_seconds = time.perf_counter() - steady_start
+    steady_cpu = time.process_time() - steady_cpu_start
     limit = max_periods * period
 
     joiner = cluster.add_node()
@@ -80,11 +84,13 @@ def bench_swim_py(
     watches.append(join_watch)
     cluster.announce(joiner.index, 0)
     join_start = time.perf_counter()
+    join_cpu_start = time.process_time()
     join_virtual_start = cluster.now
     joined = cluster.run_until(
         lambda: len(join_watch.seen - {joiner.index}) >= nodes, limit, POLL_SECONDS
     )
     join_seconds = time.perf_counter() - join_start
+    join_cpu = time.process_time() - join_cpu_start
     join_virtual = cluster.now - join_virtual_start
 
     crashed = cluster.nodes[1]
@@ -93,14 +99,16 @@ def bench_swim_py(
     cluster.kill(crashed.index)
     live = {node.index for node in cluster.running_nodes()}
     crash_start = time.perf_counter()
+    crash_cpu_start = time.process_time()
     crash_virtual_start = cluster.now
-    detected = cluster.run_until(
-        lambda: live <= crash_watch.seen, limit, POLL_SECONDS
-    )
+    detected = cluster.run_until(lambda: live <= crash_watch.seen, limit, POLL_SECONDS)
     crash_seconds = time.perf_counter() - crash_start
+    crash_cpu = time.process_time() - crash_cpu_start
     crash_virtual = cluster.now - crash_virtual_start
 
     errors = sum(len(node.errors) for node in cluster.nodes)
+    join_periods = max(join_virtual / period, 1e-9)
+    crash_periods = max(crash_virtual / period, 1e-9)
     return {
         "implementation": "swim_py",
         "nodes": nodes,
@@ -108,11 +116,13 @@ def bench_swim_py(
         "bootstrap_wall_seconds": bootstrap_seconds,
         "steady_periods": steady_periods,
         "steady_wall_seconds_per_period": steady_seconds / max(steady_periods, 1),
+        "steady_cpu_seconds_per_period": steady_cpu / max(steady_periods, 1),
         "join_periods": join_virtual / period if joined else None,
-        "join_wall_seconds_per_period": join_seconds / max(join_virtual / period, 1e-9),
+        "join_wall_seconds_per_period": join_seconds / join_periods,
+        "join_cpu_seconds_per_period": join_cpu / join_periods,
         "crash_periods": crash_virtual / period if detected else None,
-        "crash_wall_seconds_per_period": crash_seconds
-        / max(crash_virtual / period, 1e-9),
+        "crash_wall_seconds_per_period": crash_seconds / crash_periods,
+        "crash_cpu_seconds_per_period": crash_cpu / crash_periods,
         "max_periods": max_periods,
         "errors": errors,
         "total_wall_seconds": time.perf_counter() - started,
@@ -153,6 +163,11 @@ def run_sim_section(
                     timeout=rust_timeout,
                 )
             except RuntimeError as error:
-                results["rust_peer"] = {"implementation": "rust_peer", "error": str(error)}
-        runs.append({"nodes": nodes, "log2_nodes": math.log2(nodes), "results": results})
+                results["rust_peer"] = {
+                    "implementation": "rust_peer",
+                    "error": str(error),
+                }
+        runs.append(
+            {"nodes": nodes, "log2_nodes": math.log2(nodes), "results": results}
+        )
     return {"runs": runs}

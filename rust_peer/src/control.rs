@@ -2,8 +2,9 @@
 //! event lines, command parsing and replies.
 //!
 //! Every line is one JSON object followed by `\n`, in both directions.
-//! Without `--control` the node runs standalone and logs the ready line and
-//! events to stderr instead.
+//! The node connects to the harness (`--control`), or listens for the
+//! harness to connect (`--control-listen`, for nodes in containers). Without
+//! either it runs standalone and logs the ready line and events to stderr.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter, Lines};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::info;
 
 use crate::identity::NodeIdentity;
@@ -256,8 +257,21 @@ fn reply_base(req: Value, ok: bool) -> Map<String, Value> {
     reply
 }
 
+/// The direction of the control connection, from `--control` and
+/// `--control-listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlMode {
+    /// Connect to the harness's listener at this address.
+    Connect(SocketAddr),
+    /// Listen on this address and take the first connection as the control
+    /// connection, then stop listening.
+    Listen(SocketAddr),
+    /// No harness: log the ready line and events to stderr.
+    Standalone,
+}
+
 /// The destination of the node's lines: the harness's TCP connection, or log
-/// lines on stderr in standalone mode (no `--control`).
+/// lines on stderr in standalone mode.
 pub struct ControlChannel {
     connection: Option<Connection>,
 }
@@ -268,10 +282,45 @@ struct Connection {
 }
 
 impl ControlChannel {
+    /// Opens the channel that `mode` names. In listen mode this waits until
+    /// the harness connects.
+    pub async fn open(mode: ControlMode) -> anyhow::Result<Self> {
+        match mode {
+            ControlMode::Connect(addr) => Self::connect(addr).await,
+            ControlMode::Listen(addr) => {
+                let listener = TcpListener::bind(addr).await.with_context(|| {
+                    format!("failed to listen for the control connection on {addr}")
+                })?;
+                Self::accept(listener).await
+            }
+            ControlMode::Standalone => Ok(Self::standalone()),
+        }
+    }
+
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("failed to connect to the control listener at {addr}"))?;
+        Self::from_stream(stream)
+    }
+
+    /// Waits for one connection on `listener` and closes the listener, so
+    /// that later connection attempts are refused.
+    pub async fn accept(listener: TcpListener) -> anyhow::Result<Self> {
+        let local = listener
+            .local_addr()
+            .context("failed to read the control listener's address")?;
+        info!(%local, "waiting for the control connection");
+        let (stream, peer) = listener
+            .accept()
+            .await
+            .with_context(|| format!("failed to accept the control connection on {local}"))?;
+        drop(listener);
+        info!(%peer, "control connection accepted");
+        Self::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> anyhow::Result<Self> {
         // Lines are small and the harness waits on each, so send them at once.
         stream
             .set_nodelay(true)
@@ -520,6 +569,27 @@ mod tests {
             assert!(request.command.is_err(), "{line}");
             assert_eq!(request.req, Value::Null, "{line}");
         }
+    }
+
+    #[tokio::test]
+    async fn listen_mode_takes_the_first_connection_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let harness = tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let mut lines = BufReader::new(stream).lines();
+            lines.next_line().await.unwrap()
+        });
+        let mut channel = ControlChannel::accept(listener).await.unwrap();
+        channel
+            .write_reply(&json!({"type": "reply"}))
+            .await
+            .unwrap();
+        channel.flush().await.unwrap();
+        let line = harness.await.unwrap();
+        assert_eq!(line.as_deref(), Some(r#"{"type":"reply"}"#));
+        // The listener is closed once the control connection is accepted.
+        assert!(TcpStream::connect(addr).await.is_err());
     }
 
     #[test]

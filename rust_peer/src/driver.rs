@@ -23,7 +23,7 @@ use tracing::{debug, info, trace, warn};
 use crate::broadcast::{AcceptedBroadcast, KeyedBroadcastHandler};
 use crate::codec::pb::KeyedBroadcast;
 use crate::codec::ProtoCodec;
-use crate::control::{self, Command, ControlChannel, Event, IdentityJson, ReadyLine};
+use crate::control::{self, Command, ControlChannel, ControlMode, Event, IdentityJson, ReadyLine};
 use crate::identity::NodeIdentity;
 use crate::stats::{ErrorClass, Stats};
 use crate::timers::TimerQueue;
@@ -50,8 +50,8 @@ pub struct Settings {
     pub renewal: u64,
     pub config: Config,
     pub seeds: Vec<SocketAddr>,
-    /// The harness's TCP listener, or `None` to run standalone.
-    pub control: Option<SocketAddr>,
+    /// The control connection's direction, or standalone mode.
+    pub control: ControlMode,
     pub rng_seed: Option<u64>,
 }
 
@@ -158,8 +158,8 @@ struct Driver {
 }
 
 impl Driver {
-    /// Binds the socket, connects to the harness, sends the ready line and
-    /// announces to the seeds.
+    /// Binds the socket, opens the control connection, sends the ready line
+    /// and announces to the seeds.
     async fn start(settings: Settings) -> anyhow::Result<Self> {
         let socket = UdpSocket::bind(settings.bind)
             .await
@@ -173,10 +173,7 @@ impl Driver {
         }
         let identity = NodeIdentity::new(settings.id, advertise, settings.renewal);
 
-        let mut control = match settings.control {
-            Some(addr) => ControlChannel::connect(addr).await?,
-            None => ControlChannel::standalone(),
-        };
+        let mut control = ControlChannel::open(settings.control).await?;
 
         let rng = match settings.rng_seed {
             Some(seed) => StdRng::seed_from_u64(seed),

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod broadcast;
 mod codec;
 mod config;
@@ -19,6 +20,7 @@ mod datagram_json;
 mod driver;
 mod identity;
 mod oracle;
+mod sim;
 mod stats;
 mod timers;
 mod tools;
@@ -86,9 +88,15 @@ struct Args {
     seeds: Vec<SocketAddr>,
 
     /// The harness's TCP listener, which this node connects to. Without it
-    /// the node runs standalone and logs its ready line and events to stderr.
+    /// or --control-listen the node runs standalone and logs its ready line
+    /// and events to stderr.
     #[arg(long, value_name = "IP:PORT")]
     control: Option<SocketAddr>,
+
+    /// TCP address to listen on for the harness's one control connection,
+    /// instead of connecting to it; for nodes in containers.
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "control")]
+    control_listen: Option<SocketAddr>,
 
     /// Seed for the random generator [default: from the OS].
     #[arg(long, value_name = "U64")]
@@ -136,7 +144,11 @@ fn main() -> ExitCode {
         renewal: args.renewal,
         config,
         seeds: args.seeds,
-        control: args.control,
+        control: match (args.control, args.control_listen) {
+            (Some(addr), _) => control::ControlMode::Connect(addr),
+            (None, Some(addr)) => control::ControlMode::Listen(addr),
+            (None, None) => control::ControlMode::Standalone,
+        },
         rng_seed: args.rng_seed,
     };
 
@@ -209,6 +221,22 @@ mod tests {
         assert_eq!(args.bind, "127.0.0.1:0".parse().unwrap());
         assert!(args.id.0.is_empty());
         assert_eq!(args.config, Preset::Simple);
+    }
+
+    #[test]
+    fn cli_control_and_control_listen_conflict() {
+        let args = Args::try_parse_from(["rust_peer", "--control-listen", "0.0.0.0:7000"])
+            .expect("--control-listen parses");
+        assert_eq!(args.control_listen, Some("0.0.0.0:7000".parse().unwrap()));
+        let err = Args::try_parse_from([
+            "rust_peer",
+            "--control",
+            "127.0.0.1:7000",
+            "--control-listen",
+            "0.0.0.0:7000",
+        ])
+        .expect_err("the two control flags conflict");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 
-from swim_py.codec import _wire_rules
+from swim_py.codec import _fast_protobuf, _wire_rules
 from swim_py.codec._generated import swim_pb2 as pb
 from swim_py.codec.bincode import BincodeCodec
 from swim_py.errors import DecodeError
@@ -122,11 +122,21 @@ class ProtobufCodec:
 
     Decoding rejects what the schema documents as invalid (missing required
     fields, out-of-range numbers, unknown states) with ``DecodeError`` and
-    skips unknown fields. The codec keeps no state, so one instance may serve
-    many nodes.
+    skips unknown fields. The codec keeps no per-node state, so one instance
+    may serve many nodes.
+
+    Items in canonical form (what the encoder writes) go through the
+    hand-written ``_fast_protobuf`` module. Everything else goes through the
+    protobuf runtime and prost's wire rules, which alone decide rejections.
     """
 
     def encode_header(self, header: Header) -> bytes:
+        try:
+            return _fast_protobuf.encode_header(header)
+        except _fast_protobuf.NotCanonical:
+            return self._encode_header_with_runtime(header)
+
+    def _encode_header_with_runtime(self, header: Header) -> bytes:
         message = pb.Header(src_incarnation=header.src_incarnation)
         _fill_identity(message.src, header.src)
         _fill_identity(message.dst, header.dst)
@@ -134,6 +144,17 @@ class ProtobufCodec:
         return _delimited(message.SerializeToString(deterministic=True))
 
     def decode_header(self, data: bytes, offset: int) -> tuple[Header, int]:
+        start, end = _item_bounds(data, offset)
+        if end <= len(data):
+            try:
+                return _fast_protobuf.decode_header(data, start, end), end
+            except _fast_protobuf.NotCanonical:
+                pass
+        return self._decode_header_with_runtime(data, offset)
+
+    def _decode_header_with_runtime(
+        self, data: bytes, offset: int
+    ) -> tuple[Header, int]:
         body, end = _read_delimited(data, offset, "header")
         message = pb.Header()
         _parse(message, body, "header")
@@ -150,6 +171,12 @@ class ProtobufCodec:
         return header, end
 
     def encode_member(self, member: Member) -> bytes:
+        try:
+            return _fast_protobuf.encode_member(member)
+        except _fast_protobuf.NotCanonical:
+            return self._encode_member_with_runtime(member)
+
+    def _encode_member_with_runtime(self, member: Member) -> bytes:
         message = pb.Member(
             incarnation=member.incarnation, state=_STATE_TO_WIRE[member.state]
         )
@@ -157,6 +184,17 @@ class ProtobufCodec:
         return _delimited(message.SerializeToString(deterministic=True))
 
     def decode_member(self, data: bytes, offset: int) -> tuple[Member, int]:
+        start, end = _item_bounds(data, offset)
+        if end <= len(data):
+            try:
+                return _fast_protobuf.decode_member(data, start, end), end
+            except _fast_protobuf.NotCanonical:
+                pass
+        return self._decode_member_with_runtime(data, offset)
+
+    def _decode_member_with_runtime(
+        self, data: bytes, offset: int
+    ) -> tuple[Member, int]:
         body, end = _read_delimited(data, offset, "member")
         message = pb.Member()
         _parse(message, body, "member")
@@ -171,6 +209,15 @@ class ProtobufCodec:
             state=state,
         )
         return member, end
+
+
+def _item_bounds(data: bytes, offset: int) -> tuple[int, int]:
+    # The body's start and end after the length prefix, which may run past
+    # the data. Raises DecodeError for a broken prefix, as _read_delimited.
+    if offset < len(data) and data[offset] < 0x80:
+        return offset + 1, offset + 1 + data[offset]
+    length, start = decode_varint(data, offset)
+    return start, start + length
 
 
 def _delimited(body: bytes) -> bytes:

@@ -1,4 +1,5 @@
-"""pause, resume, send_datagram and their expectations, against fake_node.py.
+"""pause, resume, send_datagram, disconnect and their expectations, against
+fake_node.py.
 
 A fake node counts any datagram that is not its own JSON as a decode error
 (or as malformed_packet with ``--fake-mode misclassify-datagrams``), and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,8 @@ from conformance.config import apply_overrides, preset_config
 from conformance.errors import HarnessError
 from conformance.harness import RunOptions, RunResult, ScenarioRun, run_scenario
 from conformance.impls import Implementation
-from conformance.report import build_report, render_markdown
-from conformance.scenario import parse_scenario
+from conformance.report import build_report, render_markdown, write_report
+from conformance.scenario import load_scenarios, parse_scenario
 from tests.conformance.conftest import fake_implementation
 
 pytestmark = pytest.mark.integration
@@ -103,7 +105,7 @@ def test_pause_stops_process_and_rejects_commands(tmp_path: Path) -> None:
     async def scenario() -> dict[str, Any]:
         try:
             node = await cluster.start_node("n0", fake_implementation())
-            cluster.pause("n0")
+            await cluster.pause("n0")
             await asyncio.sleep(0.2)
             paused_state = process_state(node.process.pid)
             began = time.monotonic()
@@ -113,7 +115,7 @@ def test_pause_stops_process_and_rejects_commands(tmp_path: Path) -> None:
             except HarnessError as caught:
                 error = str(caught)
             rejected_after = time.monotonic() - began
-            cluster.resume("n0")
+            await cluster.resume("n0")
             await cluster.members("n0")
             return {
                 "paused_state": paused_state,
@@ -137,7 +139,7 @@ def test_close_resumes_paused_node(tmp_path: Path) -> None:
 
     async def scenario() -> tuple[int | None, float]:
         node = await cluster.start_node("n0", fake_implementation())
-        cluster.pause("n0")
+        await cluster.pause("n0")
         began = time.monotonic()
         await cluster.close()
         return node.process.returncode, time.monotonic() - began
@@ -156,7 +158,7 @@ def test_terminate_resumes_paused_process(tmp_path: Path) -> None:
     async def scenario() -> int | None:
         try:
             node = await cluster.start_node("n0", fake_implementation())
-            cluster.pause("n0")
+            await cluster.pause("n0")
             return await node.process.terminate(FAST.stop_grace)
         finally:
             await cluster.close()
@@ -171,7 +173,7 @@ def test_stop_resumes_paused_node(tmp_path: Path) -> None:
     async def scenario() -> int | None:
         try:
             node = await cluster.start_node("n0", fake_implementation())
-            cluster.pause("n0")
+            await cluster.pause("n0")
             await cluster.stop("n0")
             return node.process.returncode
         finally:
@@ -375,3 +377,62 @@ def test_report_lists_datagram_verdicts(tmp_path: Path) -> None:
     assert "## Malformed datagrams" in markdown
     assert "| garbage | decode | malformed_packet |" in markdown
     assert report["results"][0]["datagram_verdicts"][0]["kind"] == "garbage"
+
+
+# disconnect and connect: not available in the process runtime.
+
+
+def test_disconnect_is_unavailable_in_process_runtime(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"disconnect": {"node": "n1"}},
+        {"connect": {"node": "n1"}},
+    )
+
+    assert result.status == "unavailable"
+    assert result.passed is False
+    assert result.error is None
+    assert result.unavailable is not None
+    assert "step 3 (disconnect n1) is not available in the process runtime" in (
+        result.unavailable
+    )
+    # Nothing was started.
+    assert result.nodes == []
+    assert not (tmp_path / "runs").exists()
+
+
+def test_report_marks_unavailable_scenario(tmp_path: Path) -> None:
+    options = RunOptions(
+        report_dir=tmp_path, registry=registry(), seed="1", timing=FAST
+    )
+    unavailable = asyncio.run(
+        run_scenario(load_scenarios()["disconnect"], "fake", options)
+    )
+    passed = run(tmp_path, "fake", 2)
+    results = [passed, unavailable]
+    report = build_report(results, seed="1", runtime="process", registry=registry())
+
+    json_path, md_path = write_report(tmp_path, report, results)
+
+    assert report["summary"] == {
+        "total": 2,
+        "passed": 1,
+        "failed": 0,
+        "unavailable": 1,
+    }
+    assert report["results"][1]["status"] == "unavailable"
+    markdown = md_path.read_text()
+    assert "| disconnect | n/a |" in markdown
+    assert "## Not available in the process runtime" in markdown
+    assert "## Failures" not in markdown
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("skipped") == "1"
+    assert suite.get("failures") == "0"
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    skipped = cases["disconnect[fake]"].find("skipped")
+    assert skipped is not None
+    assert "not available in the process runtime" in (skipped.get("message") or "")
+    assert cases["inline[fake]"].find("failure") is None

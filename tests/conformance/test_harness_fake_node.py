@@ -19,6 +19,8 @@ from conformance.harness import RunOptions, ScenarioRun, run_scenario
 from conformance.impls import Implementation
 from conformance.report import build_report, write_report
 from conformance.scenario import (
+    ConnectStep,
+    DisconnectStep,
     ExpectNeverDownStep,
     Scenario,
     SendDatagramStep,
@@ -62,10 +64,11 @@ def runs_on_fake_nodes(scenario: Scenario) -> bool:
 
     A fake node counts every datagram that is not its JSON as a decode error
     and never raises its incarnation, so it cannot pass send_datagram
-    expectations or a refutation check.
+    expectations or a refutation check. The process runtime cannot run
+    disconnect and connect steps at all.
     """
     return not any(
-        isinstance(step, SendDatagramStep)
+        isinstance(step, SendDatagramStep | DisconnectStep | ConnectStep)
         or (isinstance(step, ExpectNeverDownStep) and step.refuted)
         for step in scenario.steps
     )
@@ -327,6 +330,9 @@ def test_report_lists_results_and_wire_counts(tmp_path: Path) -> None:
     json_path, md_path = write_report(tmp_path, report, [passed, failed])
 
     data = json.loads(json_path.read_text())
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'name="converge[fake+fake2]"' in junit
+    assert '<failure message="forced failure for the report"' in junit
     assert data["runtime"] == "process"
     assert data["seed"] == "1"
     assert data["versions"] == {"fake": ["0.0 (fake)"], "fake2": ["0.0 (fake)"]}

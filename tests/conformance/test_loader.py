@@ -20,9 +20,12 @@ from conformance.config import (
 from conformance.errors import ScenarioError
 from conformance.impls import build_registry, mix_layout, parse_impl_option
 from conformance.scenario import (
+    ConnectStep,
+    DisconnectStep,
     ExpectDownStep,
     ExpectErrorsStep,
     ExpectNeverDownStep,
+    ExpectRejoinedStep,
     KillStep,
     PauseStep,
     ResumeStep,
@@ -72,6 +75,7 @@ def test_shipped_scenarios_load() -> None:
         "broadcast",
         "malformed_datagrams",
         "pause_refute",
+        "disconnect",
     }
 
 
@@ -280,6 +284,58 @@ def test_send_datagram_and_expect_errors_parse() -> None:
     assert isinstance(steps[3], ExpectErrorsStep)
     assert steps[3].error_class == "decode"
     assert steps[3].at_least == 5
+
+
+def test_disconnect_and_connect_parse() -> None:
+    data = with_steps(
+        {"disconnect": {"node": "n1"}},
+        {"expect_down": {"node": "n1", "within": "detect"}},
+        {"connect": {"node": "n1", "after": "remove_down_after"}},
+        {"expect_rejoined": {"node": "n1", "renewal_delta": 0, "within": "slack"}},
+    )
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[2] == DisconnectStep(node="n1")
+    assert isinstance(steps[3], ExpectDownStep)
+    assert isinstance(steps[4], ConnectStep)
+    assert str(steps[4].after) == "remove_down_after"
+    assert isinstance(steps[5], ExpectRejoinedStep)
+    assert steps[5].renewal_delta == 0
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        pytest.param(
+            [{"connect": {"node": "n1"}}], "n1 is not disconnected", id="connect-first"
+        ),
+        pytest.param(
+            [{"disconnect": {"node": "n1"}}, {"disconnect": {"node": "n1"}}],
+            "n1 is already disconnected",
+            id="disconnect-twice",
+        ),
+        pytest.param(
+            [{"kill": {"node": "n1"}}, {"disconnect": {"node": "n1"}}],
+            "n1 is not running",
+            id="disconnect-killed",
+        ),
+        pytest.param(
+            [
+                {"disconnect": {"node": "n1"}},
+                {"connect": {"node": "n1"}},
+                {"expect_down": {"node": "n1", "within": "detect"}},
+            ],
+            "n1 must have been killed, stopped or disconnected",
+            id="expect-down-after-connect",
+        ),
+    ],
+)
+def test_disconnect_order_errors(steps: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(with_steps(*steps), "sample.yaml")
+
+    assert message in str(caught.value)
 
 
 def test_expect_never_down_accepts_all() -> None:

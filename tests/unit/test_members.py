@@ -338,3 +338,56 @@ def test_members_use_injected_rng() -> None:
 
     assert order(1) == order(1)
     assert order(1) != order(2)
+
+
+def reference_choose(
+    records: list[Member], rng: random.Random, count: int, exclude: object
+) -> list[Member]:
+    """Return foca's reservoir sample of active records other than ``exclude``."""
+    chosen: list[Member] = []
+    seen = 0
+    for member in records:
+        if not member.is_active or member.id == exclude:
+            continue
+        seen += 1
+        if len(chosen) < count:
+            chosen.append(member)
+            continue
+        replace_at = rng.randrange(seen)
+        if replace_at < count:
+            chosen[replace_at] = member
+    return chosen
+
+
+class PlainRandom(random.Random):
+    """A subclass that overrides random(), so its _randbelow skips getrandbits."""
+
+    def random(self) -> float:
+        return super().random()
+
+
+@pytest.mark.parametrize("rng_class", [random.Random, PlainRandom])
+@pytest.mark.parametrize("count", [0, 1, 3, 40])
+def test_members_choose_draws_as_reference(
+    rng_class: type[random.Random], count: int
+) -> None:
+    # The optimized sampler must pick the same members and leave the
+    # generator in the same state as the plain reservoir loop.
+    for seed in range(30):
+        layout = random.Random(seed)
+        records = [
+            Member(ident(number), 0, layout.choice([A, S, D]))
+            for number in range(2, 2 + layout.randrange(1, 120))
+        ]
+        exclude = layout.choice(records).id if seed % 2 else None
+        members = Members(rng_class(seed))
+        for record in records:
+            members.apply(record)
+        expected_rng = rng_class(seed)
+        for record in records:
+            # Replays the insertion draws that Members.apply made.
+            expected_rng.randrange(records.index(record) + 1)
+        expected = reference_choose(list(members), expected_rng, count, exclude)
+        chosen = members.choose_active(count, exclude=exclude)
+        assert chosen == expected, f"seed {seed}"
+        assert members._rng.random() == expected_rng.random(), f"seed {seed}"

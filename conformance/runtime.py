@@ -1,0 +1,211 @@
+"""Runtimes, which decide where nodes run: the interface, and the process runtime.
+
+A runtime starts the nodes of one scenario run and injects the faults that
+act on a node from outside. The cluster hands it each node's contract flags;
+the runtime adds the control flag it needs, starts the node and returns a
+``Launch``: a ``NodeHandle`` to signal the node with and a coroutine that
+opens the control connection.
+
+``process`` (this module) runs each node as a local process on 127.0.0.1
+and listens for its control connection. ``docker`` (docker_runtime.py) runs
+each node in a container and connects to it. A ``RuntimeKind`` stands for a
+runtime across a whole suite. It names the scenario steps the runtime cannot
+run, so that the harness reports those scenarios as unavailable instead of
+running them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from conformance.control import ControlListener
+from conformance.datagrams import DatagramSender
+from conformance.errors import HarnessError, NodeStartError
+from conformance.impls import Implementation
+from conformance.process import NodeProcess
+
+StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class FaultUnavailable(HarnessError):
+    """The runtime cannot inject this fault."""
+
+
+class NodeHandle(Protocol):
+    """A running node as the cluster controls it: a process or a container."""
+
+    command: tuple[str, ...]
+    log_path: Path
+    pid: int
+    killed: bool
+    paused: bool
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def running(self) -> bool: ...
+
+    async def pause(self) -> None: ...
+
+    async def resume(self) -> None: ...
+
+    async def kill(self) -> None: ...
+
+    async def wait(self, timeout: float | None = None) -> int | None: ...
+
+    async def terminate(self, grace: float) -> int | None: ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+    def details(self) -> dict[str, Any]:
+        """Return runtime-specific fields for the node's entry in the report."""
+        ...
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A started node: its handle and how to reach its control channel.
+
+    ``connect`` returns the control connection's streams; the caller applies
+    the start-up deadline. With ``reconnect``, a connection that closes
+    before the ready line is retried with a new ``connect`` until the
+    deadline. ``release`` frees what ``connect`` needed, such as a listener;
+    the cluster calls it once the handshake is over.
+    """
+
+    handle: NodeHandle
+    connect: Callable[[], Awaitable[StreamPair]]
+    release: Callable[[], Awaitable[None]]
+    reconnect: bool = False
+
+
+class Runtime(Protocol):
+    """Starts the nodes of one scenario run and injects faults into them."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Create what the nodes need, such as networks, before the first launch."""
+        ...
+
+    def bind_address(self, name: str) -> str:
+        """Return the ``--bind`` value for a new node ``name``."""
+        ...
+
+    async def launch(
+        self,
+        name: str,
+        generation: int,
+        implementation: Implementation,
+        arguments: Sequence[str],
+        log_path: Path,
+    ) -> Launch:
+        """Start a node with the contract flags ``arguments``.
+
+        Raises NodeStartError when the node cannot be started at all.
+        """
+        ...
+
+    async def disconnect(self, name: str) -> None:
+        """Cut node ``name`` off the network that the nodes share."""
+        ...
+
+    async def connect(self, name: str) -> None:
+        """Attach a node cut off by ``disconnect`` again, at its old address."""
+        ...
+
+    def datagram_sender(self) -> DatagramSender:
+        """Return a socket that can send hand-made datagrams to the nodes."""
+        ...
+
+    async def close(self) -> None:
+        """Remove everything the runtime created, after every node has ended."""
+        ...
+
+
+class RuntimeKind(Protocol):
+    """A runtime across a suite: its name, its limits and a factory."""
+
+    name: str
+
+    @property
+    def unavailable_steps(self) -> Mapping[str, str]:
+        """Map each scenario step kind this runtime cannot run to the reason."""
+        ...
+
+    def new_runtime(self, run_name: str) -> Runtime:
+        """Return the runtime for one scenario run, named ``SCENARIO-MIX``."""
+        ...
+
+
+# The reason that the process runtime gives for disconnect and connect steps.
+_NO_NETWORK = (
+    "every node runs on 127.0.0.1, so no node has a network link of its own "
+    "to cut; --runtime docker can run this step"
+)
+
+
+class ProcessRuntime:
+    """Nodes as local processes on 127.0.0.1, each connecting to its own listener."""
+
+    name = "process"
+
+    async def open(self) -> None:
+        return None
+
+    def bind_address(self, name: str) -> str:
+        return "127.0.0.1:0"
+
+    async def launch(
+        self,
+        name: str,
+        generation: int,
+        implementation: Implementation,
+        arguments: Sequence[str],
+        log_path: Path,
+    ) -> Launch:
+        # One listener per process, so a connection belongs to the process
+        # whose command line names the port.
+        listener = ControlListener()
+        control = await listener.open()
+        command = [*implementation.command, *arguments, "--control", control]
+        try:
+            process = await NodeProcess.spawn(
+                command, log_path, dict(implementation.env)
+            )
+        except NodeStartError:
+            await listener.close()
+            raise
+        return Launch(process, listener.accept, listener.close)
+
+    async def disconnect(self, name: str) -> None:
+        raise FaultUnavailable(f"cannot disconnect {name}: {_NO_NETWORK}")
+
+    async def connect(self, name: str) -> None:
+        raise FaultUnavailable(f"cannot connect {name}: {_NO_NETWORK}")
+
+    def datagram_sender(self) -> DatagramSender:
+        return DatagramSender()
+
+    async def close(self) -> None:
+        return None
+
+
+class ProcessRuntimeKind:
+    """The default runtime: every node a local process."""
+
+    name = "process"
+
+    @property
+    def unavailable_steps(self) -> Mapping[str, str]:
+        return {"disconnect": _NO_NETWORK, "connect": _NO_NETWORK}
+
+    def new_runtime(self, run_name: str) -> Runtime:
+        return ProcessRuntime()
+
+
+PROCESS_RUNTIME = ProcessRuntimeKind()
