@@ -348,6 +348,8 @@ pub fn run(settings: &SimSettings) -> anyhow::Result<()> {
     let period = cluster.config.probe_period;
 
     let identities: Vec<NodeIdentity> = (0..size).map(|index| cluster.identity(index)).collect();
+    // NOTE: foca keeps members in a Vec that each update searches linearly,
+    // so this bootstrap takes O(N^3) time: over 20 minutes for N = 10000.
     for index in 0..size {
         let others: Vec<Member<NodeIdentity>> = identities
             .iter()

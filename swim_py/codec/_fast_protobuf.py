@@ -257,7 +257,9 @@ def _read_length(data: bytes, position: int, end: int) -> tuple[int, int]:
 
 
 def _identity(data: bytes, start: int, end: int) -> Identity:
-    key = data[start:end]
+    # bytes() keeps a bytearray or memoryview slice hashable, and costs
+    # nothing for a bytes slice, which is already bytes.
+    key = bytes(data[start:end])
     identity = _decoded_identities.get(key)
     if identity is None:
         identity = _parse_identity(data, start, end)
