@@ -65,7 +65,7 @@ _addr_texts: dict[Address, str] = {}
 
 
 class EventKind(enum.Enum):
-    """What an ``Event`` reports."""
+    """The kind of change an ``Event`` reports."""
 
     MEMBER_UP = "member_up"
     MEMBER_SUSPECT = "member_suspect"
@@ -330,7 +330,7 @@ class Swim:
     # -- API calls that feed the core ----------------------------------------
 
     def announce(self, addr: Address | str) -> None:
-        """Send an Announce to whoever listens on ``addr``."""
+        """Send an Announce to the member listening on ``addr``."""
         target = Address.parse(addr) if isinstance(addr, str) else addr
         self._call(lambda core: core.announce(Identity(target)))
 

@@ -43,7 +43,7 @@ def _from_sockaddr(sockaddr: tuple[object, ...]) -> Address:
 
 
 class Transport(Protocol):
-    """What ``Swim`` needs from a datagram transport."""
+    """The datagram transport interface that ``Swim`` drives."""
 
     @property
     def local_address(self) -> Address: ...
@@ -104,7 +104,7 @@ class AsyncIoUdpTransport:
         self._receiver = handler
 
     def send(self, data: bytes, addr: Address) -> None:
-        """Queue one datagram; errors are counted and logged, never raised."""
+        """Queue one datagram. A closed transport counts the send as an error."""
         if self._transport is None or self._transport.is_closing():
             self.send_errors += 1
             return
