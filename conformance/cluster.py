@@ -196,6 +196,7 @@ class Cluster:
         generation = sum(1 for node in self.history if node.name == name)
         node_id = node_id_hex(name)
         bind = bind or self.runtime.bind_address(name)
+        advertise = await self.runtime.advertise_address(name)
         arguments = self._arguments(
             bind=bind,
             node_id=node_id,
@@ -203,6 +204,8 @@ class Cluster:
             seeds=seeds,
             rng_seed=self._rng_seed(name, generation),
         )
+        if advertise is not None:
+            arguments += ["--advertise", advertise]
         log_path = self.run_dir / f"{name}.{generation}.log"
         try:
             launch = await self.runtime.launch(
@@ -219,11 +222,12 @@ class Cluster:
         finally:
             await launch.release()
         try:
-            self._check_ready(node, node_id, renewal, bind)
+            self._check_ready(node, node_id, renewal, bind, advertise)
         except NodeStartError:
             await node.connection.close()
             await process.kill()
             raise
+        self.runtime.node_started(name, node.bind)
         self.nodes[name] = node
         self.history.append(node)
         self.impl_by_addr[node.bind] = implementation
@@ -370,7 +374,14 @@ class Cluster:
             await task
         return None
 
-    def _check_ready(self, node: Node, node_id: str, renewal: int, bind: str) -> None:
+    def _check_ready(
+        self,
+        node: Node,
+        node_id: str,
+        renewal: int,
+        bind: str,
+        advertise: str | None,
+    ) -> None:
         problems = []
         identity = node.ready.identity
         if identity.id != node_id:
@@ -384,7 +395,13 @@ class Cluster:
             )
         if not bind.endswith(":0") and node.ready.bind != bind:
             problems.append(f"bind is {node.ready.bind}, expected {bind} from --bind")
-        if identity.addr != node.ready.bind:
+        if advertise is not None:
+            if identity.addr != advertise:
+                problems.append(
+                    f"identity addr {identity.addr} differs from {advertise} "
+                    "from --advertise"
+                )
+        elif identity.addr != node.ready.bind:
             problems.append(
                 f"identity addr {identity.addr} differs from bind {node.ready.bind}"
             )

@@ -36,6 +36,7 @@ from conformance.contract import (
 )
 from conformance.datagrams import DATAGRAM_KINDS, DatagramSender, build_datagram
 from conformance.errors import ExpectationFailed, HarnessError
+from conformance.faults import LinkFaults, links_between
 from conformance.impls import Implementation, mix_layout
 from conformance.runtime import PROCESS_RUNTIME, RuntimeKind
 from conformance.scenario import (
@@ -49,8 +50,13 @@ from conformance.scenario import (
     ExpectErrorsStep,
     ExpectNeverDownStep,
     ExpectNoErrorsStep,
+    ExpectPartitionedStep,
     ExpectRejoinedStep,
+    ExpectStableStep,
+    HealStep,
     KillStep,
+    LinkFaultStep,
+    PartitionStep,
     PauseStep,
     RestartStep,
     ResumeStep,
@@ -61,6 +67,7 @@ from conformance.scenario import (
     StopStep,
     WaitConvergedStep,
 )
+from conformance.timeline import FaultWindows, TimelineSampler, traffic_summary
 from conformance.verdicts import Injection, disagreement, format_rise
 
 logger = logging.getLogger(__name__)
@@ -127,6 +134,10 @@ class RunResult:
     datagram_verdicts: list[dict[str, Any]] = field(default_factory=list)
     run_dir: str = ""
     started_at: float = 0.0
+    # member_down events for a node that no fault excused (see timeline.py).
+    false_downs: list[str] = field(default_factory=list)
+    traffic: dict[str, Any] = field(default_factory=dict)
+    timeline_png: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -170,6 +181,12 @@ class RunResult:
                 "notes": self.notes,
             }
         )
+        if self.unavailable is None:
+            result["false_positives"] = len(self.false_downs)
+            if self.false_downs:
+                result["false_downs"] = self.false_downs[:20]
+            result["traffic"] = self.traffic
+            result["timeline_png"] = self.timeline_png
         if self.datagram_verdicts:
             result["datagram_verdicts"] = self.datagram_verdicts
         if not self.passed and self.unavailable is None:
@@ -234,10 +251,22 @@ class ScenarioRun:
         self.restart_began: dict[str, float] = {}
         self.broadcasts: dict[str, tuple[BroadcastStep, float]] = {}
         self.stats_snapshots: list[tuple[Node, StatsReply]] = []
+        # Every node's stats at its end, filled in when the run ends.
+        self.all_stats: list[tuple[Node, StatsReply]] = []
         self.paused: dict[str, PausedNode] = {}
         # Opened by the first send_datagram step.
         self.datagrams: DatagramSender | None = None
         self.injections: list[Injection] = []
+        self.faults = LinkFaults()
+        # When each node was killed, paused or cut off, and each link cut.
+        self.windows = FaultWindows()
+        # Wall-clock time and description of each action step, for the timeline.
+        self.markers: list[tuple[float, str]] = []
+        self.sampler = TimelineSampler(
+            self.cluster,
+            interval=min(1.0, max(0.2, self.variables["probe_period"] / 2)),
+            reply_timeout=options.timing.reply,
+        )
 
     def _mark(self, at: float | None = None) -> None:
         # `at` is an earlier wall-clock time, such as the moment of a SIGKILL.
@@ -288,6 +317,7 @@ class ScenarioRun:
                 + traceback.format_exc()
             )
         finally:
+            await self.sampler.stop()
             try:
                 # A run that failed or was cancelled may leave nodes paused.
                 await self.cluster.resume_all()
@@ -320,8 +350,18 @@ class ScenarioRun:
             SendDatagramStep: self._send_datagram,
             ExpectErrorsStep: self._expect_errors,
             ExpectNeverDownStep: self._expect_never_down,
+            LinkFaultStep: self._link_fault,
+            PartitionStep: self._partition,
+            HealStep: self._heal,
+            ExpectPartitionedStep: self._expect_partitioned,
+            ExpectStableStep: self._expect_stable,
         }
         await handlers[type(step)](step)
+        if isinstance(step, _ACTION_STEPS):
+            # Every action step moves the reference to the moment it acted.
+            self.markers.append((self.reference, _describe_step(step)))
+        if isinstance(step, StartStep):
+            self.sampler.start()
 
     async def _poll(
         self, bound: Bound, check: Callable[[], Awaitable[str | None]]
@@ -346,16 +386,21 @@ class ScenarioRun:
             await asyncio.sleep(self.poll_interval)
 
     async def _observe(
-        self, bound: Bound, check: Callable[[], str | None] | None = None
+        self,
+        bound: Bound,
+        check: Callable[[], str | None] | None = None,
+        since: float | None = None,
     ) -> None:
         """Wait until the bound, counted from the last action step, has passed.
 
         This is a deliberate observation window, not a deadline. ``check``
         returns a description of a violation, which ends the wait at once
-        with ExpectationFailed.
+        with ExpectationFailed. ``since``, a monotonic time, replaces the
+        last action step as the start of the window.
         """
         limit = bound.seconds(self.variables)
-        deadline = self.reference_monotonic + limit
+        start = self.reference_monotonic if since is None else since
+        deadline = start + limit
         while True:
             self.cluster.check_health()
             violation = check() if check else None
@@ -375,7 +420,8 @@ class ScenarioRun:
             )
 
     async def _members_of_running(self) -> dict[str, MembersReply]:
-        nodes = self.cluster.running()
+        # A paused node cannot answer; only expect_down may run meanwhile.
+        nodes = [node for node in self.cluster.running() if not node.process.paused]
         replies = await asyncio.gather(
             *(self.cluster.members(node.name) for node in nodes)
         )
@@ -396,15 +442,20 @@ class ScenarioRun:
     async def _start(self, step: StartStep) -> None:
         if step.seed == "previous":
             running = self.cluster.running()
-            previous = running[0].bind if running else None
+            # Seeds are advertised addresses: through the relay in the process runtime.
+            previous = running[0].identity.addr if running else None
             for name in step.nodes:
                 seeds = [previous] if previous else []
                 node = await self.cluster.start_node(
                     name, self.layout[name], seeds=seeds
                 )
-                previous = node.bind
+                previous = node.identity.addr
         else:
-            seeds = [] if step.seed == "none" else [self.cluster.node(step.seed).bind]
+            seeds = (
+                []
+                if step.seed == "none"
+                else [self.cluster.node(step.seed).identity.addr]
+            )
             outcomes = await asyncio.gather(
                 *(
                     self.cluster.start_node(name, self.layout[name], seeds=seeds)
@@ -432,25 +483,30 @@ class ScenarioRun:
         await self._snapshot_stats(step.node)
         self.down_identity[step.node] = self.cluster.node(step.node).identity
         self.down_at[step.node] = await self.cluster.kill(step.node)
+        self.windows.node_out(step.node, self.down_at[step.node])
         self._mark(self.down_at[step.node])
 
     async def _stop(self, step: StopStep) -> None:
         await self._snapshot_stats(step.node)
         self.down_identity[step.node] = self.cluster.node(step.node).identity
+        self.windows.node_out(step.node, time.time())
         self.down_at[step.node] = await self.cluster.stop(step.node)
         self._mark(self.down_at[step.node])
 
     async def _restart(self, step: RestartStep) -> None:
         if step.seed is not None:
-            seed = self.cluster.node(step.seed).bind
+            seed = self.cluster.node(step.seed).identity.addr
         else:
             seed = next(
-                node.bind for node in self.cluster.running() if node.name != step.node
+                node.identity.addr
+                for node in self.cluster.running()
+                if node.name != step.node
             )
         self.restart_began[step.node] = time.time()
         await self.cluster.restart(
             step.node, renewed=step.identity == "renewed", seeds=[seed]
         )
+        self.windows.node_back(step.node, time.time())
         self._mark()
 
     async def _broadcast(self, step: BroadcastStep) -> None:
@@ -477,18 +533,27 @@ class ScenarioRun:
         self.paused[step.node] = PausedNode(
             reply.identity, reply.incarnation, paused_at
         )
+        self.windows.node_out(step.node, paused_at)
+        # expect_down and expect_rejoined treat a pause like a kill and the
+        # resume like a restart.
+        self.down_identity[step.node] = reply.identity
+        self.down_at[step.node] = paused_at
         self._mark(paused_at)
 
     async def _resume(self, step: ResumeStep) -> None:
         if step.after is not None:
             await self._observe(step.after)
-        self._mark(await self.cluster.resume(step.node))
+        resumed_at = await self.cluster.resume(step.node)
+        self.windows.node_back(step.node, resumed_at)
+        self.restart_began[step.node] = resumed_at
+        self._mark(resumed_at)
 
     async def _disconnect(self, step: DisconnectStep) -> None:
         # expect_down and expect_rejoined treat the cut like a kill and the
         # reconnection like a restart.
         self.down_identity[step.node] = (await self.cluster.members(step.node)).identity
         self.down_at[step.node] = await self.cluster.disconnect(step.node)
+        self.windows.node_out(step.node, self.down_at[step.node])
         self._mark(self.down_at[step.node])
 
     async def _connect(self, step: ConnectStep) -> None:
@@ -496,7 +561,56 @@ class ScenarioRun:
             await self._observe(step.after)
         connected_at = await self.cluster.connect(step.node)
         self.restart_began[step.node] = connected_at
+        self.windows.node_back(step.node, connected_at)
         self._mark(connected_at)
+
+    async def _apply_faults(self) -> float:
+        """Hand the fault state to the runtime; return the time it took effect."""
+        await self.cluster.runtime.set_links(self.faults.snapshot())
+        applied_at = time.time()
+        self.windows.links(applied_at, self.faults.snapshot())
+        self.result.notes.append(
+            "link faults at +{:.1f} s: {}".format(
+                applied_at - self.result.started_at,
+                "; ".join(self.faults.describe()) or "none",
+            )
+        )
+        return applied_at
+
+    async def _link_fault(self, step: LinkFaultStep) -> None:
+        self.faults.set(
+            links_between(step.sources, step.destinations, step.both_ways),
+            step.fault,
+        )
+        self._mark(await self._apply_faults())
+
+    async def _partition(self, step: PartitionStep) -> None:
+        inside = set(step.nodes)
+        outside = [name for name in self.scenario.nodes if name not in inside]
+        if step.direction in ("both", "outbound"):
+            self.faults.cut(links_between(step.nodes, outside, both_ways=False))
+        if step.direction in ("both", "inbound"):
+            self.faults.cut(links_between(outside, step.nodes, both_ways=False))
+        # expect_down and expect_rejoined treat the partition like a kill of
+        # each node inside and the heal like a restart.
+        before = time.time()
+        for name in step.nodes:
+            node = self.cluster.nodes.get(name)
+            if node is not None and node.running():
+                self.down_identity[name] = node.identity
+                self.down_at[name] = before
+        self._mark(await self._apply_faults())
+
+    async def _heal(self, step: HealStep) -> None:
+        cut = {name for link in self.faults.links for name in link}
+        self.faults.heal()
+        healed_at = await self._apply_faults()
+        for name in cut:
+            self.restart_began[name] = healed_at
+        self._mark(healed_at)
+
+    def _cut_between(self, first: str, second: str) -> bool:
+        return self.faults.is_cut(first, second) or self.faults.is_cut(second, first)
 
     def _stand_in_sender(self, target: Node) -> Node:
         # A node of the target's implementation, so that a datagram the
@@ -597,12 +711,20 @@ class ScenarioRun:
         target = self.down_identity[step.node]
         killed_at = self.down_at[step.node]
 
+        def observes(observer: str) -> bool:
+            # A disconnected or partitioned node is still running, but it is
+            # the target; in a partition only the other side sees it down.
+            if observer == step.node:
+                return False
+            if not any(fault.cut for fault in self.faults.links.values()):
+                return True
+            return self._cut_between(observer, step.node)
+
         async def check() -> str | None:
             replies = await self._members_of_running()
             missing = []
             for observer, reply in replies.items():
-                # A disconnected node is still running, but it is the target.
-                if observer == step.node:
+                if not observes(observer):
                     continue
                 if (
                     self._latest_event_ts(
@@ -617,18 +739,96 @@ class ScenarioRun:
             return _summarize(missing)
 
         await self._poll(step.within, check)
-        latest = max(
-            (
-                self._latest_event_ts(
-                    node.name, "member_down", "member", target, killed_at
-                )
-                or killed_at
+        times = [
+            self._latest_event_ts(node.name, "member_down", "member", target, killed_at)
+            or killed_at
+            for node in self.cluster.running()
+            if observes(node.name)
+        ]
+        self._record_spread(step.measure, times, killed_at, step.within)
+
+    def _record_spread(
+        self, measure: str | None, times: Sequence[float], since: float, bound: Bound
+    ) -> None:
+        """Record the latest of ``times`` as ``measure``, the earliest as ``_first``."""
+        if measure is None or not times:
+            return
+        self._record(measure, max(times) - since, bound)
+        self._record(f"{measure}_first", min(times) - since, bound)
+
+    async def _expect_partitioned(self, step: ExpectPartitionedStep) -> None:
+        since = self.reference
+
+        async def check() -> str | None:
+            replies = await self._members_of_running()
+            identities = {name: reply.identity for name, reply in replies.items()}
+            missing = []
+            for observer, reply in replies.items():
+                for name, identity in identities.items():
+                    if name == observer or not self._cut_between(observer, name):
+                        continue
+                    if (
+                        self._latest_event_ts(
+                            observer, "member_down", "member", identity, since
+                        )
+                        is None
+                    ):
+                        missing.append(
+                            f"{observer} emitted no member_down for {name} ({identity})"
+                        )
+                    state = reply.state_of(identity)
+                    if state != "down":
+                        missing.append(
+                            f"{observer} lists {name} ({identity}) "
+                            f"as {state or 'absent'}"
+                        )
+            return _summarize(missing)
+
+        await self._poll(step.within, check)
+        times = []
+        running = self.cluster.running()
+        for observer in running:
+            for target in running:
+                if observer is not target and self._cut_between(
+                    observer.name, target.name
+                ):
+                    ts = self._latest_event_ts(
+                        observer.name, "member_down", "member", target.identity, since
+                    )
+                    if ts is not None:
+                        times.append(ts)
+        self._record_spread(step.measure, times, since, step.within)
+
+    async def _expect_stable(self, step: ExpectStableStep) -> None:
+        began, began_monotonic = time.time(), time.monotonic()
+        baseline = await self._current_stats()
+        limit = step.during.seconds(self.variables)
+
+        def changes() -> str | None:
+            found = [
+                f"{node.name} emitted {event.kind} at +{event.ts - began:.2f} s"
                 for node in self.cluster.running()
-                if node.name != step.node
-            ),
-            default=killed_at,
+                for event in node.events
+                if event.ts >= began
+                and event.kind in ("member_down", "member_up", "rename")
+            ]
+            return _summarize(found)
+
+        await self._observe(step.during, changes, since=began_monotonic)
+        rises = _received_rises(baseline, await self._current_stats(), step.types)
+        replies = await self._members_of_running()
+        problem = (
+            _summarize(rises)
+            or self._not_listed_alive(
+                {name: reply.identity for name, reply in replies.items()}, replies
+            )
+            or _summarize(_duplicates(replies))
         )
-        self._record(step.measure, latest - killed_at, step.within)
+        if problem is not None:
+            raise ExpectationFailed(
+                f"at the end of the {limit:.2f} s window (bound {step.during}): "
+                f"{problem}"
+            )
 
     async def _expect_rejoined(self, step: ExpectRejoinedStep) -> None:
         previous = self.down_identity[step.node]
@@ -929,6 +1129,7 @@ class ScenarioRun:
             injection.to_json() for injection in self.injections
         ]
         everything = [*self.stats_snapshots, *final]
+        self.all_stats = everything
         self.result.wire_counts = _wire_counts(everything, self.cluster.impl_by_addr)
         for node, stats in everything:
             key = f"{node.name}.{node.generation}"
@@ -939,6 +1140,42 @@ class ScenarioRun:
     def _finish(self) -> None:
         self.result.nodes = [node.describe() for node in self.cluster.history]
         timeline = self.cluster.merged_timeline()
+        ended_at = time.time()
+        grace = (
+            self.variables["suspect_to_down_after"]
+            + 2 * self.variables["probe_period"]
+            + self.variables["probe_rtt"]
+            + self.variables["slack"]
+        )
+        identities = [
+            (node.name, node.ready.ts, node.ready.identity)
+            for node in self.cluster.history
+        ]
+        for event in timeline:
+            if event.kind == "rejoin":
+                with contextlib.suppress(Exception):
+                    identities.append(
+                        (event.node, event.ts, event.identity_field("identity"))
+                    )
+        self.result.false_downs = self.windows.false_downs(timeline, grace, identities)
+        self.result.traffic = traffic_summary(
+            self.cluster.runtime.traffic(),
+            self.all_stats,
+            ended_at - self.result.started_at,
+            len(self.scenario.nodes),
+        )
+        png = self.run_dir / "timeline.png"
+        try:
+            self.sampler.render(
+                png,
+                title=f"{self.scenario.name} ({self.mix} mix)",
+                started_at=self.result.started_at,
+                ended_at=ended_at,
+                markers=self.markers,
+            )
+            self.result.timeline_png = str(png)
+        except (OSError, ValueError) as error:
+            self.result.notes.append(f"could not draw the timeline: {error}")
         self.result.last_events = [event.to_json() for event in timeline[-LAST_EVENTS:]]
         try:
             with (self.run_dir / "timeline.jsonl").open("w", encoding="utf-8") as out:
@@ -980,6 +1217,68 @@ def _wire_counts(
         pair: dict(sorted(per_type.items()))
         for pair, per_type in sorted(counts.items())
     }
+
+
+def _duplicates(replies: Mapping[str, MembersReply]) -> list[str]:
+    """Describe each node that lists two identities of one node as alive."""
+    found = []
+    for observer, reply in replies.items():
+        alive: dict[str, list[str]] = {}
+        for entry in reply.members:
+            if entry.state != "down":
+                alive.setdefault(entry.member.id, []).append(str(entry.member))
+        found += [
+            f"{observer} lists {' and '.join(names)} as not down"
+            for names in alive.values()
+            if len(names) > 1
+        ]
+    return found
+
+
+def _received_rises(
+    before: Sequence[tuple[Node, StatsReply]],
+    after: Sequence[tuple[Node, StatsReply]],
+    types: Sequence[str],
+) -> list[str]:
+    """Describe each node whose received count of one of ``types`` went up."""
+    totals_before = {
+        (node.name, node.generation): _received_totals(reply) for node, reply in before
+    }
+    rises = []
+    for node, reply in after:
+        old = totals_before.get((node.name, node.generation), {})
+        new = _received_totals(reply)
+        for message in types:
+            rise = new.get(message, 0) - old.get(message, 0)
+            if rise > 0:
+                rises.append(f"{node.name} received {rise} more {message}")
+    return rises
+
+
+def _received_totals(reply: StatsReply) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for per_type in reply.received.values():
+        for message, count in per_type.items():
+            totals[message] = totals.get(message, 0) + count
+    return totals
+
+
+# Steps that act on the cluster; each becomes a marker on the timeline.
+_ACTION_STEPS = (
+    StartStep,
+    KillStep,
+    StopStep,
+    RestartStep,
+    BroadcastStep,
+    PauseStep,
+    ResumeStep,
+    DisconnectStep,
+    ConnectStep,
+    SendDatagramStep,
+    LinkFaultStep,
+    PartitionStep,
+    HealStep,
+)
 
 
 def _step_kind(step: Step) -> str:

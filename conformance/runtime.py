@@ -7,7 +7,9 @@ the runtime adds the control flag it needs, starts the node and returns a
 opens the control connection.
 
 ``process`` (this module) runs each node as a local process on 127.0.0.1
-and listens for its control connection. ``docker`` (docker_runtime.py) runs
+and listens for its control connection. Each node advertises a socket of
+the runtime's FaultRelay (faults.py), which forwards its datagrams and
+applies the scenario's link faults. ``docker`` (docker_runtime.py) runs
 each node in a container and connects to it. A ``RuntimeKind`` stands for a
 runtime across a whole suite. It names the scenario steps the runtime cannot
 run, so that the harness reports those scenarios as unavailable instead of
@@ -17,6 +19,8 @@ running them.
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 from conformance.control import ControlListener
 from conformance.datagrams import DatagramSender
 from conformance.errors import HarnessError, NodeStartError
+from conformance.faults import FaultRelay, Link, LinkFault
 from conformance.impls import Implementation
 from conformance.process import NodeProcess
 
@@ -96,6 +101,25 @@ class Runtime(Protocol):
         """Return the ``--bind`` value for a new node ``name``."""
         ...
 
+    async def advertise_address(self, name: str) -> str | None:
+        """Return the ``--advertise`` value for node ``name``, or None for its bind."""
+        ...
+
+    def node_started(self, name: str, bind: str) -> None:
+        """Record the address that a started node bound, from its ready line."""
+        ...
+
+    async def set_links(self, faults: Mapping[Link, LinkFault]) -> None:
+        """Make ``faults`` the fault of every listed link, and clear every other.
+
+        Raises FaultUnavailable when the runtime cannot apply one of them.
+        """
+        ...
+
+    def traffic(self) -> dict[str, dict[str, int]] | None:
+        """Return datagrams and bytes sent per node, or None if not counted."""
+        ...
+
     async def launch(
         self,
         name: str,
@@ -150,15 +174,43 @@ _NO_NETWORK = (
 
 
 class ProcessRuntime:
-    """Nodes as local processes on 127.0.0.1, each connecting to its own listener."""
+    """Nodes as local processes on 127.0.0.1, each connecting to its own listener.
+
+    ``seed`` seeds the relay's random choices (which datagrams it drops,
+    duplicates or delays).
+    """
 
     name = "process"
+
+    def __init__(self, seed: str = "") -> None:
+        self.relay = FaultRelay(random.Random(f"relay/{seed}"))
 
     async def open(self) -> None:
         return None
 
     def bind_address(self, name: str) -> str:
-        return "127.0.0.1:0"
+        # The relay must know the port before the node sends its first
+        # announce, so the harness picks it instead of the node.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", 0))
+            bind = f"127.0.0.1:{probe.getsockname()[1]}"
+        finally:
+            probe.close()
+        self.relay.set_target(name, bind)
+        return bind
+
+    async def advertise_address(self, name: str) -> str | None:
+        return await self.relay.add_node(name)
+
+    def node_started(self, name: str, bind: str) -> None:
+        self.relay.set_target(name, bind)
+
+    async def set_links(self, faults: Mapping[Link, LinkFault]) -> None:
+        self.relay.set_faults(faults)
+
+    def traffic(self) -> dict[str, dict[str, int]] | None:
+        return self.relay.counters_json()
 
     async def launch(
         self,
@@ -192,7 +244,7 @@ class ProcessRuntime:
         return DatagramSender()
 
     async def close(self) -> None:
-        return None
+        self.relay.close()
 
 
 class ProcessRuntimeKind:
@@ -205,7 +257,7 @@ class ProcessRuntimeKind:
         return {"disconnect": _NO_NETWORK, "connect": _NO_NETWORK}
 
     def new_runtime(self, run_name: str) -> Runtime:
-        return ProcessRuntime()
+        return ProcessRuntime(run_name)
 
 
 PROCESS_RUNTIME = ProcessRuntimeKind()

@@ -31,6 +31,7 @@ from conformance.config import (
 from conformance.contract import ERROR_CLASSES, MESSAGE_TYPES
 from conformance.datagrams import DATAGRAM_KINDS
 from conformance.errors import ScenarioError
+from conformance.faults import LinkFault
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEX = re.compile(r"^([0-9a-fA-F]{2})*$")
@@ -236,6 +237,56 @@ class ExpectNeverDownStep:
     refuted: bool = False
 
 
+@dataclass(frozen=True)
+class LinkFaultStep:
+    """Set the fault of every link from ``sources`` to ``destinations``.
+
+    With ``both_ways`` the links back get the same fault. A fault with
+    every value 0 clears those links.
+    """
+
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    both_ways: bool
+    fault: LinkFault
+
+
+@dataclass(frozen=True)
+class PartitionStep:
+    """Cut the links between ``nodes`` and every other node.
+
+    ``direction`` is ``both``, ``outbound`` (only the datagrams that
+    ``nodes`` send to the others) or ``inbound`` (only those they receive).
+    """
+
+    nodes: tuple[str, ...]
+    direction: str = "both"
+
+
+@dataclass(frozen=True)
+class HealStep:
+    """Clear every link fault and cut."""
+
+
+@dataclass(frozen=True)
+class ExpectPartitionedStep:
+    """Across every cut link, each side lists the other side's running nodes
+    as down, and emitted member_down for them."""
+
+    within: Bound
+    measure: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpectStableStep:
+    """For the whole window no running node emits member_down, member_up or
+    rename, and no node receives a datagram of ``types``; then every
+    running node lists every other as alive."""
+
+    during: Bound
+    types: tuple[str, ...] = ()
+
+
 Step = (
     StartStep
     | WaitConvergedStep
@@ -255,6 +306,11 @@ Step = (
     | SendDatagramStep
     | ExpectErrorsStep
     | ExpectNeverDownStep
+    | LinkFaultStep
+    | PartitionStep
+    | HealStep
+    | ExpectPartitionedStep
+    | ExpectStableStep
 )
 
 STEP_KINDS: dict[str, type[Step]] = {
@@ -276,11 +332,16 @@ STEP_KINDS: dict[str, type[Step]] = {
     "send_datagram": SendDatagramStep,
     "expect_errors": ExpectErrorsStep,
     "expect_never_down": ExpectNeverDownStep,
+    "link_fault": LinkFaultStep,
+    "partition": PartitionStep,
+    "heal": HealStep,
+    "expect_partitioned": ExpectPartitionedStep,
+    "expect_stable": ExpectStableStep,
 }
 
 # The only steps that may run while a node is paused. Any other step would
 # send commands to every running node and wait for a paused one to reply.
-_STEPS_WHILE_PAUSED = ("pause", "resume")
+_STEPS_WHILE_PAUSED = ("pause", "resume", "link_fault", "partition", "heal")
 
 
 @dataclass(frozen=True)
@@ -320,6 +381,10 @@ class _Context:
         self.injected: set[str] = set()
         # Nodes cut off by a disconnect step and not connected again.
         self.disconnected: set[str] = set()
+        # Whether a partition step has cut links since the last heal, and
+        # the nodes that partition steps put inside.
+        self.partitioned = False
+        self.cut_nodes: set[str] = set()
 
     def error(self, message: str) -> ScenarioError:
         return ScenarioError(f"{self.where}: {message}")
@@ -403,7 +468,11 @@ def _parse_step(raw: Any, index: int, ctx: _Context) -> Step:
         )
     args = _mapping(args if args is not None else {}, f"{what} ({kind})", ctx.error)
     what = f"{what} ({kind})"
-    if ctx.paused and kind not in _STEPS_WHILE_PAUSED:
+    if (
+        ctx.paused
+        and kind not in _STEPS_WHILE_PAUSED
+        and not (kind == "expect_down" and args.get("node") in ctx.paused)
+    ):
         raise ctx.error(
             f"{what}: cannot run while {', '.join(sorted(ctx.paused))} is paused, "
             f"because only {' and '.join(_STEPS_WHILE_PAUSED)} steps can; "
@@ -491,11 +560,15 @@ def _parse_restart(args: dict[str, Any], what: str, ctx: _Context) -> Step:
 def _parse_expect_down(args: dict[str, Any], what: str, ctx: _Context) -> Step:
     _check_keys(args, {"node", "within", "measure"}, {"node", "within"}, what, ctx)
     node = ctx.node(args["node"])
-    if node not in ctx.disconnected and (
-        node in ctx.running or node not in ctx.started
+    if (
+        node not in ctx.disconnected
+        and node not in ctx.paused
+        and not ctx.partitioned
+        and (node in ctx.running or node not in ctx.started)
     ):
         raise ctx.error(
-            f"{what}: {node} must have been killed, stopped or disconnected"
+            f"{what}: {node} must have been killed, stopped, disconnected, "
+            "partitioned or paused"
         )
     return ExpectDownStep(
         node=node,
@@ -611,6 +684,8 @@ def _parse_resume(args: dict[str, Any], what: str, ctx: _Context) -> Step:
     if node not in ctx.paused:
         raise ctx.error(f"{what}: {node} is not paused")
     ctx.paused.discard(node)
+    # expect_rejoined checks a node back from a long pause like a restarted one.
+    ctx.restarted.add(node)
     after = args.get("after")
     return ResumeStep(
         node=node, after=ctx.bound(after, "after") if after is not None else None
@@ -706,6 +781,84 @@ def _parse_expect_never_down(args: dict[str, Any], what: str, ctx: _Context) -> 
     )
 
 
+def _node_set(value: Any, what: str, ctx: _Context) -> tuple[str, ...]:
+    if value == "all":
+        return ctx.nodes
+    if not isinstance(value, list) or not value:
+        raise ctx.error(f"{what} must be 'all' or a non-empty list of nodes")
+    return tuple(ctx.node(name) for name in value)
+
+
+_FAULT_KEYS = ("loss", "delay_ms", "jitter_ms", "duplicate", "reorder")
+
+
+def _parse_link_fault(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    allowed = {"from", "to", "both_ways", *_FAULT_KEYS}
+    _check_keys(args, allowed, {"from", "to"}, what, ctx)
+    values = {}
+    for key in _FAULT_KEYS:
+        value = args.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ctx.error(f"{what}: {key!r} must be a number, got {value!r}")
+        values[key] = float(value)
+    try:
+        fault = LinkFault(**values)
+    except ValueError as error:
+        raise ctx.error(f"{what}: {error}") from None
+    return LinkFaultStep(
+        sources=_node_set(args["from"], f"{what}: 'from'", ctx),
+        destinations=_node_set(args["to"], f"{what}: 'to'", ctx),
+        both_ways=_bool(args.get("both_ways", False), f"{what}: 'both_ways'", ctx),
+        fault=fault,
+    )
+
+
+def _parse_partition(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"nodes", "direction"}, {"nodes"}, what, ctx)
+    nodes = _node_set(args["nodes"], f"{what}: 'nodes'", ctx)
+    if len(nodes) >= len(ctx.nodes):
+        raise ctx.error(
+            f"{what}: 'nodes' must leave at least one node on the other side"
+        )
+    direction = args.get("direction", "both")
+    if direction not in ("both", "outbound", "inbound"):
+        raise ctx.error(
+            f"{what}: 'direction' must be both, outbound or inbound, got {direction!r}"
+        )
+    ctx.partitioned = True
+    ctx.cut_nodes.update(nodes)
+    return PartitionStep(nodes=nodes, direction=direction)
+
+
+def _parse_heal(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, set(), set(), what, ctx)
+    ctx.partitioned = False
+    # expect_rejoined checks a node back from a partition like a restarted one.
+    ctx.restarted.update(ctx.cut_nodes & ctx.running)
+    ctx.cut_nodes.clear()
+    return HealStep()
+
+
+def _parse_expect_partitioned(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"within", "measure"}, {"within"}, what, ctx)
+    if not ctx.partitioned:
+        raise ctx.error(f"{what}: no partition step since the last heal")
+    return ExpectPartitionedStep(
+        within=ctx.bound(args["within"]), measure=_measure(args.get("measure"), ctx)
+    )
+
+
+def _parse_expect_stable(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"during", "types"}, {"during"}, what, ctx)
+    types = args.get("types")
+    return ExpectStableStep(
+        during=ctx.bound(args["during"], "during"),
+        types=()
+        if types is None
+        else _names_list(types, MESSAGE_TYPES, f"{what}: 'types'", ctx),
+    )
+
+
 _STEP_PARSERS: dict[str, _StepParser] = {
     "start": _parse_start,
     "wait_converged": _parse_wait_converged,
@@ -725,6 +878,11 @@ _STEP_PARSERS: dict[str, _StepParser] = {
     "send_datagram": _parse_send_datagram,
     "expect_errors": _parse_expect_errors,
     "expect_never_down": _parse_expect_never_down,
+    "link_fault": _parse_link_fault,
+    "partition": _parse_partition,
+    "heal": _parse_heal,
+    "expect_partitioned": _parse_expect_partitioned,
+    "expect_stable": _parse_expect_stable,
 }
 
 _TOP_KEYS = {"name", "description", "nodes", "config", "slack_ms", "bounds", "steps"}

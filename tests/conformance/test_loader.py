@@ -18,6 +18,7 @@ from conformance.config import (
     preset_config,
 )
 from conformance.errors import ScenarioError
+from conformance.faults import LinkFault
 from conformance.impls import build_registry, mix_layout, parse_impl_option
 from conformance.scenario import (
     ConnectStep,
@@ -25,8 +26,12 @@ from conformance.scenario import (
     ExpectDownStep,
     ExpectErrorsStep,
     ExpectNeverDownStep,
+    ExpectPartitionedStep,
     ExpectRejoinedStep,
+    HealStep,
     KillStep,
+    LinkFaultStep,
+    PartitionStep,
     PauseStep,
     ResumeStep,
     SendDatagramStep,
@@ -76,6 +81,12 @@ def test_shipped_scenarios_load() -> None:
         "malformed_datagrams",
         "pause_refute",
         "disconnect",
+        "packet_loss",
+        "one_way_link",
+        "partition_heal",
+        "long_pause",
+        "mass_join",
+        "delay_duplicate_reorder",
     }
 
 
@@ -118,8 +129,8 @@ def test_scenario_is_frozen() -> None:
             id="step-argument",
         ),
         pytest.param(
-            with_step(2, {"partition": {"node": "n1"}}),
-            "unknown step kind 'partition'",
+            with_step(2, {"partition_all": {"node": "n1"}}),
+            "unknown step kind 'partition_all'",
             id="step-kind",
         ),
         pytest.param(
@@ -326,7 +337,7 @@ def test_disconnect_and_connect_parse() -> None:
                 {"connect": {"node": "n1"}},
                 {"expect_down": {"node": "n1", "within": "detect"}},
             ],
-            "n1 must have been killed, stopped or disconnected",
+            "n1 must have been killed, stopped, disconnected, partitioned or paused",
             id="expect-down-after-connect",
         ),
     ],
@@ -727,3 +738,91 @@ def test_impl_option_replacing_rust_skips_build() -> None:
 def test_impl_option_rejects_empty_command() -> None:
     with pytest.raises(ScenarioError):
         parse_impl_option("mine=")
+
+
+def test_link_fault_partition_and_heal_parse() -> None:
+    data = scenario_with()
+    data["nodes"] = 4
+    data["steps"] = [
+        {"start": {"nodes": "all"}},
+        {"link_fault": {"from": ["n0"], "to": "all", "loss": 0.3, "both_ways": True}},
+        {"partition": {"nodes": ["n1", "n2"], "direction": "outbound"}},
+        {"expect_partitioned": {"within": "detect", "measure": "split"}},
+        {"expect_down": {"node": "n1", "within": "detect"}},
+        {"heal": None},
+        {"expect_rejoined": {"node": "n1", "within": "detect", "renewal_delta": 1}},
+    ]
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[1] == LinkFaultStep(
+        sources=("n0",),
+        destinations=("n0", "n1", "n2", "n3"),
+        both_ways=True,
+        fault=LinkFault(loss=0.3),
+    )
+    assert steps[2] == PartitionStep(nodes=("n1", "n2"), direction="outbound")
+    assert isinstance(steps[3], ExpectPartitionedStep)
+    assert steps[3].measure == "split"
+    assert steps[5] == HealStep()
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            {"link_fault": {"from": "all", "to": "all", "loss": 2}},
+            "loss must be a probability from 0 to 1, got 2.0",
+        ),
+        (
+            {"link_fault": {"from": ["n7"], "to": "all", "loss": 0.1}},
+            "unknown node 'n7'",
+        ),
+        (
+            {"link_fault": {"from": "all", "to": "all", "delay_ms": "5"}},
+            "'delay_ms' must be a number",
+        ),
+        (
+            {"partition": {"nodes": "all"}},
+            "'nodes' must leave at least one node on the other side",
+        ),
+        (
+            {"partition": {"nodes": ["n1"], "direction": "sideways"}},
+            "'direction' must be both, outbound or inbound, got 'sideways'",
+        ),
+        (
+            {"expect_partitioned": {"within": "detect"}},
+            "no partition step since the last heal",
+        ),
+        (
+            {"expect_stable": {"during": "detect", "types": ["pong"]}},
+            "unknown name 'pong'",
+        ),
+    ],
+)
+def test_bad_fault_steps_name_the_problem(step: dict[str, Any], message: str) -> None:
+    data = scenario_with()
+    data["steps"] = [{"start": {"nodes": "all"}}, step]
+
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data, "sample.yaml")
+
+    assert message in str(caught.value)
+
+
+def test_expect_down_may_watch_a_paused_node() -> None:
+    data = scenario_with()
+    data["steps"] = [
+        {"start": {"nodes": "all"}},
+        {"pause": {"node": "n1"}},
+        {"expect_down": {"node": "n1", "within": "detect"}},
+        {"resume": {"node": "n1"}},
+        {"expect_rejoined": {"node": "n1", "within": "detect"}},
+    ]
+
+    steps = parse_scenario(data, "sample.yaml").steps
+
+    assert steps[2] == ExpectDownStep(node="n1", within=steps[2].within)
+    data["steps"][2] = {"expect_down": {"node": "n2", "within": "detect"}}
+    with pytest.raises(ScenarioError, match="cannot run while n1 is paused"):
+        parse_scenario(data, "sample.yaml")
