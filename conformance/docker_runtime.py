@@ -23,6 +23,14 @@ line (``Launch.reconnect``).
 The host reaches the node network directly through its bridge, so hand-made
 datagrams leave from the host's address on that bridge.
 
+Link faults (``set_links``) are ``tc netem`` qdisc trees on each source
+container's node-network interface, built by netem.py with the host's
+``tc`` inside the container's network namespace. The runtime keeps the
+last fault state and builds a source's tree again whenever its faults or
+its container change: after a restart (a new container) and after a
+``connect`` (a new interface). A container that is not running gets its
+faults when it starts again.
+
 Every container and network carries the labels ``swim-conformance.run`` (the
 suite's run id), ``swim-conformance.scenario`` (``SCENARIO-MIX``) and
 ``swim-conformance.owner`` (``HOST:PID`` of the harness). A scenario run
@@ -50,8 +58,10 @@ from typing import Any
 from conformance.control import LINE_LIMIT
 from conformance.datagrams import DatagramSender
 from conformance.errors import DockerError, HarnessError, NodeStartError
+from conformance.faults import Link, LinkFault
 from conformance.impls import Implementation
-from conformance.runtime import Launch, Runtime, StreamPair
+from conformance.netem import HostTools, NetnsTc, probe_netem
+from conformance.runtime import FaultUnavailable, Launch, Runtime, StreamPair
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +85,9 @@ RESERVED_THIRD_OCTETS = frozenset({0, 77, 255})
 CONNECT_RETRY = 0.1
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+# The scenario steps that set link faults, which need tc netem on the host.
+LINK_FAULT_STEPS = ("link_fault", "partition", "heal")
 
 
 def _sdk() -> Any:
@@ -377,6 +390,13 @@ class DockerRuntime:
         self._hosts: dict[str, int] = {}
         self._handles: dict[str, ContainerNode] = {}
         self._all: list[ContainerNode] = []
+        # The fault state of the last set_links call, and per source node
+        # the container PID and faults (by destination IP) of the tree that
+        # its interface has now. A source without a tree has no entry.
+        self._link_faults: dict[Link, LinkFault] = {}
+        self._trees: dict[str, tuple[int, dict[str, LinkFault]]] = {}
+        self._disconnected: set[str] = set()
+        self._netns_tc: NetnsTc | None = None
 
     @property
     def node_subnet(self) -> ipaddress.IPv4Network:
@@ -497,6 +517,11 @@ class DockerRuntime:
         )
         self._handles[name] = handle
         self._all.append(handle)
+        self._trees.pop(name, None)
+        self._disconnected.discard(name)
+        # NOTE: the node runs from container.start() on, so its first
+        # datagrams may leave before its link faults are in place.
+        await self._apply_links(name)
         port = self._published_port(container)
 
         async def connect() -> StreamPair:
@@ -569,12 +594,106 @@ class DockerRuntime:
     async def disconnect(self, name: str) -> None:
         handle = self._handle(name)
         await _call(self._node_network.disconnect, handle.container)
+        # The interface and its fault tree are gone.
+        self._disconnected.add(name)
+        self._trees.pop(name, None)
 
     async def connect(self, name: str) -> None:
         handle = self._handle(name)
         await _call(
             self._node_network.connect, handle.container, ipv4_address=handle.ip
         )
+        self._disconnected.discard(name)
+        await self._apply_links(name)
+
+    async def advertise_address(self, name: str) -> str | None:
+        return None
+
+    def node_started(self, name: str, bind: str) -> None:
+        return None
+
+    async def set_links(self, faults: Mapping[Link, LinkFault]) -> None:
+        """Make ``faults`` the fault state, building again each changed tree.
+
+        Raises FaultUnavailable when tc fails, naming the command.
+        """
+        self._link_faults = dict(faults)
+        sources = {source for source, _ in faults} | set(self._trees)
+        for name in sorted(sources):
+            await self._apply_links(name)
+
+    def _outgoing_faults(self, name: str) -> dict[str, LinkFault]:
+        return {
+            self._ip(self._node_subnet, destination): fault
+            for (source, destination), fault in self._link_faults.items()
+            if source == name and not fault.clear
+        }
+
+    def _tc(self) -> NetnsTc:
+        if self._netns_tc is None:
+            tools = HostTools.find()
+            if tools is None:
+                raise FaultUnavailable(
+                    "link faults need tc, ip, nsenter and unshare on the host: "
+                    "apt-get install iproute2 util-linux"
+                )
+            self._netns_tc = NetnsTc(tools)
+        return self._netns_tc
+
+    async def _apply_links(self, name: str) -> None:
+        """Build node ``name``'s fault tree for the current fault state.
+
+        Skips a node without a running, connected container; its launch or
+        connect applies the faults later.
+        """
+        desired = self._outgoing_faults(name)
+        handle = self._handles.get(name)
+        if handle is None or not handle.running() or name in self._disconnected:
+            self._trees.pop(name, None)
+            return
+        current = self._trees.get(name)
+        if current == (handle.pid, desired) or (current is None and not desired):
+            return
+        tc = self._tc()
+        try:
+            device = await tc.device(handle.pid, handle.ip)
+            if device is None:
+                raise FaultUnavailable(
+                    f"container {handle.name} (pid {handle.pid}) has no interface "
+                    f"with its node-network address {handle.ip}, so its link "
+                    f"faults cannot be applied. Check `docker inspect {handle.name}`"
+                )
+            await tc.replace_tree(handle.pid, device, desired)
+        except FaultUnavailable:
+            if await self._exited(handle):
+                logger.info("%s exited before its link faults were applied", name)
+                self._trees.pop(name, None)
+                return
+            raise
+        if desired:
+            self._trees[name] = (handle.pid, desired)
+        else:
+            self._trees.pop(name, None)
+        logger.info(
+            "link faults from %s: %s",
+            name,
+            ", ".join(f"{ip} {f.describe()}" for ip, f in sorted(desired.items()))
+            or "none",
+        )
+
+    @staticmethod
+    async def _exited(handle: ContainerNode) -> bool:
+        # The exit watcher may not have seen an exit that made nsenter fail.
+        if not handle.running():
+            return True
+        try:
+            await _call(handle.container.reload)
+        except DockerError:
+            return True
+        return not handle.container.attrs.get("State", {}).get("Running", False)
+
+    def traffic(self) -> dict[str, dict[str, int]] | None:
+        return None
 
     def datagram_sender(self) -> DatagramSender:
         gateway = str(self._node_subnet.network_address + 1)
@@ -609,7 +728,11 @@ class DockerRuntimeKind:
 
     @property
     def unavailable_steps(self) -> Mapping[str, str]:
-        return {}
+        # probe_netem runs its check once per process and caches the result.
+        reason = probe_netem()
+        if reason is None:
+            return {}
+        return dict.fromkeys(LINK_FAULT_STEPS, reason)
 
     def new_runtime(self, run_name: str) -> Runtime:
         return DockerRuntime(self.client, self.run_id, run_name)
