@@ -196,6 +196,30 @@ def build_datagram(
     raise KeyError(f"unknown datagram kind {kind!r}")
 
 
+# The largest incarnation on the wire: foca's Incarnation is a u16.
+MAX_INCARNATION = 65535
+
+_STATES = {"alive": State.ALIVE, "suspect": State.SUSPECT, "down": State.DOWN}
+
+
+def build_update(
+    target: Identity,
+    sender: Identity,
+    about: Identity,
+    state: str,
+    incarnation: int,
+) -> bytes:
+    """Build a valid Gossip from ``sender`` to ``target`` with one member update.
+
+    The update says that ``about`` is in ``state`` at ``incarnation``. The
+    header's own incarnation is 0, which is never newer than what the
+    target knows about the sender.
+    """
+    header = _header(swim_identity(sender), swim_identity(target), Gossip())
+    member = Member(swim_identity(about), incarnation, _STATES[state])
+    return header + _count(1) + _CODEC.encode_member(member)
+
+
 class DatagramSender:
     """A UDP socket of the harness that sends hand-made datagrams.
 

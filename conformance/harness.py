@@ -34,7 +34,12 @@ from conformance.contract import (
     StatsReply,
     broadcast_fields,
 )
-from conformance.datagrams import DATAGRAM_KINDS, DatagramSender, build_datagram
+from conformance.datagrams import (
+    DATAGRAM_KINDS,
+    DatagramSender,
+    build_datagram,
+    build_update,
+)
 from conformance.errors import ExpectationFailed, HarnessError
 from conformance.faults import LinkFaults, links_between
 from conformance.impls import Implementation, mix_layout
@@ -53,15 +58,18 @@ from conformance.scenario import (
     ExpectPartitionedStep,
     ExpectRejoinedStep,
     ExpectStableStep,
+    ExpectViewStep,
     HealStep,
     KillStep,
     LinkFaultStep,
     PartitionStep,
     PauseStep,
+    RestartAllStep,
     RestartStep,
     ResumeStep,
     Scenario,
     SendDatagramStep,
+    SendUpdateStep,
     StartStep,
     Step,
     StopStep,
@@ -138,6 +146,8 @@ class RunResult:
     false_downs: list[str] = field(default_factory=list)
     traffic: dict[str, Any] = field(default_factory=dict)
     timeline_png: str | None = None
+    # The bound variables of the run (probe_period and the rest), in seconds.
+    variables: dict[str, float] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -238,7 +248,11 @@ class ScenarioRun:
             runtime=options.runtime.new_runtime(f"{scenario.name}-{mix}"),
         )
         self.result = RunResult(
-            scenario=scenario.name, mix=mix, passed=False, run_dir=str(self.run_dir)
+            scenario=scenario.name,
+            mix=mix,
+            passed=False,
+            run_dir=str(self.run_dir),
+            variables=dict(self.variables),
         )
 
         # Wall-clock and monotonic time of the last action step; bounds count from it.
@@ -350,6 +364,9 @@ class ScenarioRun:
             SendDatagramStep: self._send_datagram,
             ExpectErrorsStep: self._expect_errors,
             ExpectNeverDownStep: self._expect_never_down,
+            RestartAllStep: self._restart_all,
+            SendUpdateStep: self._send_update,
+            ExpectViewStep: self._expect_view,
             LinkFaultStep: self._link_fault,
             PartitionStep: self._partition,
             HealStep: self._heal,
@@ -509,6 +526,33 @@ class ScenarioRun:
         self.windows.node_back(step.node, time.time())
         self._mark()
 
+    async def _restart_all(self, step: RestartAllStep) -> None:
+        names = list(self.scenario.nodes)
+        addresses = {name: self.cluster.node(name).identity.addr for name in names}
+        began = time.time()
+        for name in names:
+            self.restart_began[name] = began
+        outcomes = await asyncio.gather(
+            *(
+                self.cluster.restart(
+                    name,
+                    renewed=step.identity == "renewed",
+                    seeds=[addresses[other] for other in names if other != name],
+                )
+                for name in names
+            ),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        now = time.time()
+        for name in names:
+            self.windows.node_back(name, now)
+        # Bounds count from the spawn of the first node: the nodes announce
+        # to each other while the others are still starting.
+        self._mark(began)
+
     async def _broadcast(self, step: BroadcastStep) -> None:
         sent_at = time.time()
         reply = await self.cluster.request(
@@ -666,7 +710,79 @@ class ScenarioRun:
         )
         self._mark()
 
+    async def _send_update(self, step: SendUpdateStep) -> None:
+        target = self.cluster.node(step.node)
+        target_identity = (await self.cluster.members(step.node)).identity
+        sender = self._stand_in_sender(target)
+        sender_identity = (await self.cluster.members(sender.name)).identity
+        about = (await self.cluster.members(step.about)).identity
+        data = build_update(
+            target_identity, sender_identity, about, step.state, step.incarnation
+        )
+        if self.datagrams is None:
+            self.datagrams = self.cluster.runtime.datagram_sender()
+        sent_at = time.time()
+        # expect_rejoined checks a node that had to give up its identity.
+        self.down_identity[step.about] = about
+        self.restart_began[step.about] = sent_at
+        self.datagrams.send(data, target.bind)
+        logger.info(
+            "sent %s a Gossip saying %s is %s at incarnation %d",
+            step.node,
+            about,
+            step.state,
+            step.incarnation,
+        )
+        self._mark(sent_at)
+
     # Expectations.
+
+    async def _expect_view(self, step: ExpectViewStep) -> None:
+        async def check() -> str | None:
+            replies = await self._members_of_running()
+            own = replies.get(step.member)
+            if own is None:
+                return f"{step.member} is not running"
+            problems = []
+            if own.incarnation != step.incarnation:
+                problems.append(
+                    f"{step.member} reports incarnation {own.incarnation}, "
+                    f"expected {step.incarnation}"
+                )
+            for observer, reply in replies.items():
+                if observer == step.member:
+                    continue
+                entry = next(
+                    (e for e in reply.members if e.member == own.identity), None
+                )
+                if entry is None:
+                    problems.append(f"{observer} does not list {own.identity}")
+                elif (entry.state, entry.incarnation) != (
+                    step.state,
+                    step.incarnation,
+                ):
+                    problems.append(
+                        f"{observer} lists {own.identity} as {entry.state} at "
+                        f"incarnation {entry.incarnation}"
+                    )
+            return _summarize(problems)
+
+        if step.within is not None:
+            seen_at = await self._poll(step.within, check)
+            self._record(step.measure, seen_at - self.reference, step.within)
+            return
+        assert step.during is not None
+        deadline = time.monotonic() + step.during.seconds(self.variables)
+        while True:
+            problem = await check()
+            if problem is not None:
+                raise ExpectationFailed(
+                    f"within the {step.during.seconds(self.variables):.2f} s "
+                    f"window (bound {step.during}): {problem}"
+                )
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(self.poll_interval)
 
     async def _wait_converged(self, step: WaitConvergedStep) -> None:
         async def check() -> str | None:
@@ -856,13 +972,17 @@ class ScenarioRun:
             for observer, reply in replies.items():
                 if observer == step.node:
                     continue
-                if (
-                    self._latest_event_ts(
-                        observer, "member_up", "member", expected, restarted_at
-                    )
-                    is None
+                # An observer that still listed the old identity as active
+                # replaces it in place: foca emits Rename and no MemberUp.
+                if self._latest_event_ts(
+                    observer, "member_up", "member", expected, restarted_at
+                ) is None and not self._renamed(
+                    observer, previous, expected, restarted_at
                 ):
-                    missing.append(f"{observer} emitted no member_up for {expected}")
+                    missing.append(
+                        f"{observer} emitted neither member_up for {expected} "
+                        f"nor rename from {previous}"
+                    )
                 state = reply.state_of(expected)
                 if state != "alive":
                     missing.append(
@@ -894,6 +1014,7 @@ class ScenarioRun:
         )
         latest = max(
             self._latest_event_ts(name, "member_up", "member", expected, restarted_at)
+            or self._latest_event_ts(name, "rename", "new", expected, restarted_at)
             or ready_at
             for name in observers
         )
@@ -1269,12 +1390,14 @@ _ACTION_STEPS = (
     KillStep,
     StopStep,
     RestartStep,
+    RestartAllStep,
     BroadcastStep,
     PauseStep,
     ResumeStep,
     DisconnectStep,
     ConnectStep,
     SendDatagramStep,
+    SendUpdateStep,
     LinkFaultStep,
     PartitionStep,
     HealStep,

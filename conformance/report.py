@@ -92,6 +92,7 @@ def build_report(
             "unavailable": unavailable,
         },
         "results": [result.to_json() for result in results],
+        "comparison": compare_mixed_with_rust(results),
         "wire": {
             "message_counts": aggregate_wire_counts(results),
             "note": (
@@ -143,21 +144,9 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
         cells = [_cell(by_key.get((scenario, mix))) for mix in mixes]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
 
-    measured = [result for result in results if result.measurements]
-    if measured:
-        lines += [
-            "",
-            "## Measured times",
-            "",
-            "| run | measure | seconds | bound (s) |",
-            "|---|---|---|---|",
-        ]
-        for result in measured:
-            for name, measurement in sorted(result.measurements.items()):
-                lines.append(
-                    f"| {result.run_id} | {name} | {measurement.seconds:.2f} | "
-                    f"{measurement.bound_seconds:.2f} |"
-                )
+    lines += _measurement_table(scenarios, mixes, by_key)
+    lines += _fault_table(results)
+    lines += _comparison_table(report.get("comparison", []))
 
     counts = report["wire"]["message_counts"]
     pairs = list(counts)
@@ -219,6 +208,150 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
             lines += [json.dumps(event) for event in result.last_events]
             lines.append("```")
     return "\n".join(lines) + "\n"
+
+
+def _measurement_table(
+    scenarios: Sequence[str],
+    mixes: Sequence[str],
+    by_key: Mapping[tuple[str, str], RunResult],
+) -> list[str]:
+    """Each measured time per mix, side by side, with the bound beside it."""
+    rows = []
+    for scenario in scenarios:
+        runs = [by_key.get((scenario, mix)) for mix in mixes]
+        names = sorted({name for run in runs if run for name in run.measurements})
+        for name in names:
+            cells = []
+            bound = None
+            for run in runs:
+                measurement = run.measurements.get(name) if run else None
+                if measurement is None:
+                    cells.append("-")
+                    continue
+                cells.append(f"{measurement.seconds:.2f}")
+                bound = measurement.bound_seconds
+            bound_text = "-" if bound is None else f"{bound:.2f}"
+            rows.append(
+                f"| {scenario} | {name} | " + " | ".join(cells) + f" | {bound_text} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Measured times",
+        "",
+        "Seconds from the fault (or the start) to the moment the expectation was "
+        "met; `_first` is the first node to see it, the plain name the last. "
+        "The bound is the limit the scenario derives from its config.",
+        "",
+        "| scenario | measure | " + " | ".join(mixes) + " | bound (s) |",
+        "|---" * (len(mixes) + 3) + "|",
+        *rows,
+    ]
+
+
+def _fault_table(results: Sequence[RunResult]) -> list[str]:
+    """False positives, traffic per node and the timeline image of each run."""
+    ran = [result for result in results if result.unavailable is None]
+    if not ran:
+        return []
+    lines = [
+        "",
+        "## False positives, traffic and timelines",
+        "",
+        "A false positive is a member_down that no kill, stop, pause, disconnect "
+        "or cut link explains (see conformance/timeline.py). Traffic counts what "
+        "the nodes sent, over the whole run: through the fault relay in the "
+        "process runtime, from the receivers' decoded counts otherwise.",
+        "",
+        "| run | false positives | datagrams per node per s | bytes per node per s "
+        "| timeline |",
+        "|---|---|---|---|---|",
+    ]
+    for result in ran:
+        traffic = result.traffic
+        datagrams = traffic.get("datagrams_per_node_per_second")
+        sent_bytes = traffic.get("bytes_per_node_per_second")
+        image = (
+            f"[png](runs/{Path(result.run_dir).name}/timeline.png)"
+            if result.timeline_png
+            else "-"
+        )
+        lines.append(
+            f"| {result.run_id} | {len(result.false_downs)} | "
+            f"{'-' if datagrams is None else datagrams} | "
+            f"{'-' if sent_bytes is None else sent_bytes} | {image} |"
+        )
+    return lines
+
+
+def _comparison_table(comparison: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not comparison:
+        return []
+    lines = [
+        "",
+        "## Mixed cluster against the all-Rust cluster",
+        "",
+        "Detection times and false positives of the mixed run beside the all-Rust "
+        "run of the same scenario. A detection time is no worse when it exceeds "
+        "the all-Rust one by at most one probe period, the step in which probes "
+        "run.",
+        "",
+        "| scenario | measure | rust | mixed | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for row in comparison:
+        lines.append(
+            f"| {row['scenario']} | {row['measure']} | {row['rust']} | "
+            f"{row['mixed']} | {row['verdict']} |"
+        )
+    return lines
+
+
+def compare_mixed_with_rust(results: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """Compare each scenario's mixed run with its all-Rust run.
+
+    Rows cover the false-positive count and every detection time (a measure
+    whose name contains ``detect`` or ``split``). Only scenarios where both
+    runs passed are compared.
+    """
+    by_key = {(result.scenario, result.mix): result for result in results}
+    rows: list[dict[str, Any]] = []
+    for (scenario, mix), mixed in by_key.items():
+        rust = by_key.get((scenario, "rust"))
+        if mix != "mixed" or rust is None or not (rust.passed and mixed.passed):
+            continue
+        rows.append(
+            {
+                "scenario": scenario,
+                "measure": "false positives",
+                "rust": len(rust.false_downs),
+                "mixed": len(mixed.false_downs),
+                "verdict": "no worse"
+                if len(mixed.false_downs) <= len(rust.false_downs)
+                else "worse",
+            }
+        )
+        tolerance = mixed.variables.get("probe_period", 0.0)
+        for name in sorted(mixed.measurements):
+            if ("detect" not in name and "split" not in name) or (
+                name not in rust.measurements
+            ):
+                continue
+            rust_seconds = rust.measurements[name].seconds
+            mixed_seconds = mixed.measurements[name].seconds
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "measure": f"{name} (s)",
+                    "rust": round(rust_seconds, 2),
+                    "mixed": round(mixed_seconds, 2),
+                    "verdict": "no worse"
+                    if mixed_seconds <= rust_seconds + tolerance
+                    else "worse",
+                }
+            )
+    return rows
 
 
 def _verdict_table(results: Sequence[RunResult]) -> list[str]:

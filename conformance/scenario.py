@@ -29,7 +29,7 @@ from conformance.config import (
     preset_config,
 )
 from conformance.contract import ERROR_CLASSES, MESSAGE_TYPES
-from conformance.datagrams import DATAGRAM_KINDS
+from conformance.datagrams import DATAGRAM_KINDS, MAX_INCARNATION
 from conformance.errors import ScenarioError
 from conformance.faults import LinkFault
 
@@ -238,6 +238,48 @@ class ExpectNeverDownStep:
 
 
 @dataclass(frozen=True)
+class RestartAllStep:
+    """Start every node again at once, each on its old address.
+
+    Every node must have been killed or stopped. Each announces to the old
+    addresses of all the others, as a cluster with a static member list
+    does after a power cut.
+    """
+
+    identity: str
+
+
+@dataclass(frozen=True)
+class SendUpdateStep:
+    """Send ``node`` a valid Gossip with one update about node ``about``.
+
+    The update names ``about``'s current identity with ``state`` and
+    ``incarnation``. The header's ``src`` is another running node of the
+    target's implementation, as for send_datagram.
+    """
+
+    node: str
+    about: str
+    state: str
+    incarnation: int
+
+
+@dataclass(frozen=True)
+class ExpectViewStep:
+    """Every other running node lists ``member``'s current identity in
+    ``state`` at ``incarnation``, and ``member`` reports that incarnation
+    itself. With ``within`` the step waits until that holds; with
+    ``during`` it must hold for the whole window."""
+
+    member: str
+    state: str
+    incarnation: int
+    within: Bound | None = None
+    during: Bound | None = None
+    measure: str | None = None
+
+
+@dataclass(frozen=True)
 class LinkFaultStep:
     """Set the fault of every link from ``sources`` to ``destinations``.
 
@@ -306,6 +348,9 @@ Step = (
     | SendDatagramStep
     | ExpectErrorsStep
     | ExpectNeverDownStep
+    | RestartAllStep
+    | SendUpdateStep
+    | ExpectViewStep
     | LinkFaultStep
     | PartitionStep
     | HealStep
@@ -332,6 +377,9 @@ STEP_KINDS: dict[str, type[Step]] = {
     "send_datagram": SendDatagramStep,
     "expect_errors": ExpectErrorsStep,
     "expect_never_down": ExpectNeverDownStep,
+    "restart_all": RestartAllStep,
+    "send_update": SendUpdateStep,
+    "expect_view": ExpectViewStep,
     "link_fault": LinkFaultStep,
     "partition": PartitionStep,
     "heal": HealStep,
@@ -781,6 +829,82 @@ def _parse_expect_never_down(args: dict[str, Any], what: str, ctx: _Context) -> 
     )
 
 
+def _parse_restart_all(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    _check_keys(args, {"identity"}, {"identity"}, what, ctx)
+    identity = args["identity"]
+    if identity not in ("same", "renewed"):
+        raise ctx.error(f"{what}: 'identity' must be 'same' or 'renewed'")
+    if ctx.running:
+        raise ctx.error(
+            f"{what}: {', '.join(sorted(ctx.running))} still running; "
+            "kill or stop every node first"
+        )
+    missing = [name for name in ctx.nodes if name not in ctx.started]
+    if missing:
+        raise ctx.error(f"{what}: {', '.join(missing)} never started")
+    ctx.running.update(ctx.nodes)
+    ctx.restarted.update(ctx.nodes)
+    return RestartAllStep(identity=identity)
+
+
+_MEMBER_STATES = ("alive", "suspect", "down")
+
+
+def _incarnation(value: Any, what: str, ctx: _Context) -> int:
+    if value == "max":
+        return MAX_INCARNATION
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_INCARNATION
+    ):
+        raise ctx.error(
+            f"{what} must be an integer in 0..{MAX_INCARNATION} or 'max', got {value!r}"
+        )
+    return value
+
+
+def _member_state(value: Any, what: str, ctx: _Context) -> str:
+    if value not in _MEMBER_STATES:
+        raise ctx.error(
+            f"{what} must be one of {', '.join(_MEMBER_STATES)}, got {value!r}"
+        )
+    return str(value)
+
+
+def _parse_send_update(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    keys = {"node", "about", "state", "incarnation"}
+    _check_keys(args, keys, keys, what, ctx)
+    node = ctx.running_node(args["node"], what)
+    about = ctx.running_node(args["about"], what)
+    if len(ctx.running) < 2:
+        raise ctx.error(f"{what}: the stand-in sender needs another running node")
+    # An update that the node cannot refute makes it rejoin, which
+    # expect_rejoined then checks like a restart.
+    ctx.restarted.add(about)
+    return SendUpdateStep(
+        node=node,
+        about=about,
+        state=_member_state(args["state"], f"{what}: 'state'", ctx),
+        incarnation=_incarnation(args["incarnation"], f"{what}: 'incarnation'", ctx),
+    )
+
+
+def _parse_expect_view(args: dict[str, Any], what: str, ctx: _Context) -> Step:
+    allowed = {"member", "state", "incarnation", "within", "during", "measure"}
+    _check_keys(args, allowed, {"member", "state", "incarnation"}, what, ctx)
+    if ("within" in args) == ("during" in args):
+        raise ctx.error(f"{what}: give exactly one of 'within' and 'during'")
+    return ExpectViewStep(
+        member=ctx.running_node(args["member"], what),
+        state=_member_state(args["state"], f"{what}: 'state'", ctx),
+        incarnation=_incarnation(args["incarnation"], f"{what}: 'incarnation'", ctx),
+        within=ctx.bound(args["within"]) if "within" in args else None,
+        during=ctx.bound(args["during"], "during") if "during" in args else None,
+        measure=_measure(args.get("measure"), ctx),
+    )
+
+
 def _node_set(value: Any, what: str, ctx: _Context) -> tuple[str, ...]:
     if value == "all":
         return ctx.nodes
@@ -878,6 +1002,9 @@ _STEP_PARSERS: dict[str, _StepParser] = {
     "send_datagram": _parse_send_datagram,
     "expect_errors": _parse_expect_errors,
     "expect_never_down": _parse_expect_never_down,
+    "restart_all": _parse_restart_all,
+    "send_update": _parse_send_update,
+    "expect_view": _parse_expect_view,
     "link_fault": _parse_link_fault,
     "partition": _parse_partition,
     "heal": _parse_heal,

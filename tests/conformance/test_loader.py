@@ -87,6 +87,8 @@ def test_shipped_scenarios_load() -> None:
         "long_pause",
         "mass_join",
         "delay_duplicate_reorder",
+        "restarts",
+        "late_and_forged_updates",
     }
 
 

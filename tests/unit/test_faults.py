@@ -51,7 +51,9 @@ def _port(address: str) -> int:
 
 async def _two_nodes(
     relay: FaultRelay,
-) -> tuple[asyncio.DatagramTransport, _Sink, int, asyncio.DatagramTransport, _Sink, int]:
+) -> tuple[
+    asyncio.DatagramTransport, _Sink, int, asyncio.DatagramTransport, _Sink, int
+]:
     a_transport, a_sink, a_port = await _endpoint()
     b_transport, b_sink, b_port = await _endpoint()
     a_advertised = await relay.add_node("a")
@@ -193,7 +195,9 @@ async def test_datagrams_from_an_unknown_port_count_as_outsider() -> None:
     ],
 )
 def test_bad_fault_values_name_the_field(arguments: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
         LinkFault(**arguments)
 
 
