@@ -9,11 +9,11 @@ and handed to the runtime in full after each change.
 
 In the process runtime every node binds a port of its own and advertises
 the address of a ``FaultRelay`` socket instead, so every datagram that a
-node sends to another passes through the harness. The relay tells the
+node sends to another passes through the harness. The relay identifies the
 sender by the source port (the sender's bound port), applies the link's
-fault and forwards the datagram to the receiver's bound port. Headers
-name advertised addresses only, so the nodes see no difference apart from
-the faults. The docker runtime applies the same model with ``tc netem``
+fault and forwards the datagram from the sender's relay socket to the
+receiver's bound port. So each node sees datagrams come from the other
+nodes' advertised addresses, and sees no difference apart from the faults. The docker runtime applies the same model with ``tc netem``
 inside the containers' network namespaces (docker_runtime.py).
 """
 
@@ -290,9 +290,12 @@ class FaultRelay:
         if target is None:
             counters.dropped += 1
             return
+        # The copy leaves from the sender's own relay socket, so the receiver
+        # sees it come from the address the sender advertises.
+        via = src if src in self._protocols else dst
         fault = self._faults.get((src, dst))
         if fault is None:
-            self._send(dst, data, target)
+            self._send(via, data, target)
             return
         delays = fault.delays(self._rng)
         if not delays:
@@ -303,14 +306,14 @@ class FaultRelay:
         loop = asyncio.get_running_loop()
         for delay in delays:
             if delay <= 0:
-                self._send(dst, data, target)
+                self._send(via, data, target)
             else:
                 counters.delayed += 1
                 # After close, _send drops what is still on its way.
-                loop.call_later(delay, self._send, dst, data, target)
+                loop.call_later(delay, self._send, via, data, target)
 
-    def _send(self, dst: str, data: bytes, target: tuple[str, int]) -> None:
-        protocol = self._protocols.get(dst)
+    def _send(self, via: str, data: bytes, target: tuple[str, int]) -> None:
+        protocol = self._protocols.get(via)
         if self._closed or protocol is None or protocol.transport is None:
             return
         protocol.transport.sendto(data, target)

@@ -294,6 +294,8 @@ class ScenarioRun:
         for index, step in enumerate(self.scenario.steps):
             kind = _step_kind(step)
             reason = runtime.unavailable_steps.get(kind)
+            if reason is None and isinstance(step, LinkFaultStep):
+                reason = runtime.fault_unavailable(step.fault)
             if reason is not None:
                 return (
                     f"step {index + 1} ({_describe_step(step)}) is not available "
@@ -1278,7 +1280,9 @@ class ScenarioRun:
                     identities.append(
                         (event.node, event.ts, event.identity_field("identity"))
                     )
-        self.result.false_downs = self.windows.false_downs(timeline, grace, identities)
+        self.result.false_downs = self.windows.false_downs(
+            timeline, grace, identities, self.scenario.nodes
+        )
         self.result.traffic = traffic_summary(
             self.cluster.runtime.traffic(),
             self.all_stats,

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,7 @@ class FaultWindows:
         timeline: Sequence[Event],
         grace: float,
         identities: Sequence[tuple[str, float, Identity]] = (),
+        names: Iterable[str] = (),
     ) -> list[str]:
         """Describe each member_down that no fault explains.
 
@@ -98,12 +99,12 @@ class FaultWindows:
         also explained when N had already moved on to a newer identity:
         ``identities`` lists when each node took each identity (its ready
         lines and rejoin events), and the old identity of a renewed node
-        is down by definition. A member that no node of the run owns (a
-        forged sender) is not counted.
+        is down by definition. ``names`` are the run's node names, whose
+        UTF-8 bytes are their identity ids. A member that no node of the run
+        owns (a forged sender) is not counted.
         """
-        names_by_id = {name.encode().hex(): name for name in self._known_names()}
-        for event in timeline:
-            names_by_id.setdefault(event.node.encode().hex(), event.node)
+        known = {*names, *self._known_names(), *(event.node for event in timeline)}
+        names_by_id = {name.encode().hex(): name for name in known}
         found = []
         for event in timeline:
             if event.kind != "member_down":

@@ -251,7 +251,7 @@ class FakeNode(asyncio.DatagramProtocol):
         )
         host, port = self.transport.get_extra_info("sockname")[:2]
         bind = f"{host}:{port}"
-        self.identity = (args.id.lower(), bind, args.renewal)
+        self.identity = (args.id.lower(), args.advertise or bind, args.renewal)
 
         reader, self.writer = await asyncio.open_connection(*parse_addr(args.control))
         if args.fake_mode == "no-ready":

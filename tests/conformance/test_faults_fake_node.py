@@ -436,3 +436,72 @@ def test_report_marks_unavailable_scenario(tmp_path: Path) -> None:
     assert skipped is not None
     assert "not available in the process runtime" in (skipped.get("message") or "")
     assert cases["inline[fake]"].find("failure") is None
+
+
+# Link faults through the process runtime's relay.
+
+
+def test_partition_is_detected_measured_and_drawn(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"partition": {"nodes": ["n1"]}},
+        {"expect_down": {"node": "n1", "within": "slack * 4", "measure": "detect"}},
+        {"expect_partitioned": {"within": "slack * 4", "measure": "split"}},
+    )
+
+    assert result.passed, result.error
+    assert result.measurements["detect_first"].seconds <= (
+        result.measurements["detect"].seconds
+    )
+    assert "split" in result.measurements
+    # Every Down came from the cut, so none is a false positive.
+    assert result.false_downs == []
+    assert result.traffic["source"] == "relay"
+    assert result.traffic["dropped"] > 0
+    assert result.timeline_png is not None
+    assert Path(result.timeline_png).read_bytes().startswith(b"\x89PNG")
+    assert any("cut on n0->n1" in note for note in result.notes)
+
+
+def test_lossless_faults_keep_every_node_up(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {
+            "link_fault": {
+                "from": "all",
+                "to": "all",
+                "delay_ms": 20,
+                "jitter_ms": 10,
+                "duplicate": 0.5,
+                "reorder": 0.5,
+            }
+        },
+        {"expect_never_down": {"node": "all", "during": "slack"}},
+        {"heal": None},
+        {"expect_stable": {"during": "probe_period * 3"}},
+    )
+
+    assert result.passed, result.error
+    assert result.false_downs == []
+    assert result.traffic["per_node"]["n0"]["duplicated"] > 0
+    assert result.traffic["per_node"]["n0"]["delayed"] > 0
+
+
+def test_down_without_a_fault_counts_as_false_positive(tmp_path: Path) -> None:
+    # Fake nodes declare a member down after 1.4 s of silence, so 90 % loss
+    # both ways makes some of them give up on live members.
+    result = run(
+        tmp_path,
+        "fake",
+        3,
+        {"link_fault": {"from": "all", "to": "all", "loss": 0.9}},
+        {"expect_never_down": {"node": "all", "during": "slack * 2"}},
+    )
+
+    assert not result.passed
+    assert "emitted member_down" in (result.error or "")
+    assert result.false_downs

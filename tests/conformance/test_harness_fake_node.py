@@ -21,9 +21,14 @@ from conformance.report import build_report, write_report
 from conformance.scenario import (
     ConnectStep,
     DisconnectStep,
+    ExpectDownStep,
     ExpectNeverDownStep,
+    LinkFaultStep,
+    PartitionStep,
+    PauseStep,
     Scenario,
     SendDatagramStep,
+    SendUpdateStep,
     load_scenarios,
     parse_scenario,
 )
@@ -63,15 +68,31 @@ def runs_on_fake_nodes(scenario: Scenario) -> bool:
     """Return whether fake nodes can pass the scenario.
 
     A fake node counts every datagram that is not its JSON as a decode error
-    and never raises its incarnation, so it cannot pass send_datagram
-    expectations or a refutation check. The process runtime cannot run
-    disconnect and connect steps at all.
+    and never raises its incarnation, so it cannot pass send_datagram or
+    send_update expectations or a refutation check. It has no indirect
+    probes, so a cut link makes it declare the other side down, and it
+    never contacts a member it declared down, so a partition or a long
+    pause does not heal. The process runtime cannot run disconnect and
+    connect steps at all.
     """
     return not any(
-        isinstance(step, SendDatagramStep | DisconnectStep | ConnectStep)
+        isinstance(
+            step,
+            SendDatagramStep
+            | SendUpdateStep
+            | DisconnectStep
+            | ConnectStep
+            | PartitionStep,
+        )
         or (isinstance(step, ExpectNeverDownStep) and step.refuted)
+        or (isinstance(step, LinkFaultStep) and step.fault.cut)
+        or (isinstance(step, ExpectDownStep) and step.node in _paused(scenario))
         for step in scenario.steps
     )
+
+
+def _paused(scenario: Scenario) -> set[str]:
+    return {step.node for step in scenario.steps if isinstance(step, PauseStep)}
 
 
 @pytest.mark.parametrize(

@@ -89,8 +89,8 @@ async def test_relay_forwards_and_counts_by_sender() -> None:
         a.sendto(b"hello", ("127.0.0.1", b_relay))
         data, source = await asyncio.wait_for(b_sink.received.get(), 5)
         assert data == b"hello"
-        # The copy comes from b's relay socket, not from a's bound port.
-        assert source[1] == b_relay
+        # The copy comes from a's relay socket, the address a advertises.
+        assert source[1] == a_relay
         b.sendto(b"back", ("127.0.0.1", a_relay))
         data, _ = await asyncio.wait_for(a_sink.received.get(), 5)
         assert data == b"back"
