@@ -13,8 +13,10 @@ node sends to another passes through the harness. The relay identifies the
 sender by the source port (the sender's bound port), applies the link's
 fault and forwards the datagram from the sender's relay socket to the
 receiver's bound port. So each node sees datagrams come from the other
-nodes' advertised addresses, and sees no difference apart from the faults. The docker runtime applies the same model with ``tc netem``
-inside the containers' network namespaces (docker_runtime.py).
+nodes' advertised addresses, and sees no difference apart from the faults.
+A disconnected node is isolated: the relay drops all its datagrams both
+ways. The docker runtime applies the same model inside the containers'
+network namespaces (docker_runtime.py and netem.py).
 """
 
 from __future__ import annotations
@@ -249,6 +251,8 @@ class FaultRelay:
         self._targets: dict[str, tuple[str, int]] = {}
         self._name_by_port: dict[int, str] = {}
         self._faults: dict[Link, LinkFault] = {}
+        # Nodes cut off from every other node, on top of the link faults.
+        self._isolated: set[str] = set()
         self.counters: dict[str, LinkCounters] = {}
         self._closed = False
 
@@ -279,6 +283,13 @@ class FaultRelay:
     def set_faults(self, faults: Mapping[Link, LinkFault]) -> None:
         self._faults = dict(faults)
 
+    def isolate(self, name: str) -> None:
+        """Drop every datagram from and to node ``name`` until ``reattach``."""
+        self._isolated.add(name)
+
+    def reattach(self, name: str) -> None:
+        self._isolated.discard(name)
+
     def forward(self, dst: str, data: bytes, src_port: int) -> None:
         src = self._name_by_port.get(src_port, OUTSIDER)
         counters = self.counters.get(src)
@@ -287,7 +298,7 @@ class FaultRelay:
         counters.datagrams += 1
         counters.bytes += len(data)
         target = self._targets.get(dst)
-        if target is None:
+        if target is None or src in self._isolated or dst in self._isolated:
             counters.dropped += 1
             return
         # The copy leaves from the sender's own relay socket, so the receiver

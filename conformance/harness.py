@@ -1198,7 +1198,9 @@ class ScenarioRun:
 
         await self._observe(step.during, declared_down)
         replies = await self._members_of_running()
-        problem = declared_down() or self._not_listed_alive(watched, replies)
+        problem = declared_down()
+        if problem is None and step.alive_at_end:
+            problem = self._not_listed_alive(watched, replies)
         if problem is None and step.refuted:
             problem = self._check_refuted(step.node, replies[step.node])
         if problem is not None:

@@ -161,16 +161,13 @@ class RuntimeKind(Protocol):
         """Map each scenario step kind this runtime cannot run to the reason."""
         ...
 
+    def fault_unavailable(self, fault: LinkFault) -> str | None:
+        """Return why this runtime cannot apply ``fault`` to a link, or None."""
+        ...
+
     def new_runtime(self, run_name: str) -> Runtime:
         """Return the runtime for one scenario run, named ``SCENARIO-MIX``."""
         ...
-
-
-# The reason that the process runtime gives for disconnect and connect steps.
-_NO_NETWORK = (
-    "every node runs on 127.0.0.1, so no node has a network link of its own "
-    "to cut; --runtime docker can run this step"
-)
 
 
 class ProcessRuntime:
@@ -235,10 +232,11 @@ class ProcessRuntime:
         return Launch(process, listener.accept, listener.close)
 
     async def disconnect(self, name: str) -> None:
-        raise FaultUnavailable(f"cannot disconnect {name}: {_NO_NETWORK}")
+        # The relay drops every datagram from and to the node.
+        self.relay.isolate(name)
 
     async def connect(self, name: str) -> None:
-        raise FaultUnavailable(f"cannot connect {name}: {_NO_NETWORK}")
+        self.relay.reattach(name)
 
     def datagram_sender(self) -> DatagramSender:
         return DatagramSender()
@@ -254,7 +252,10 @@ class ProcessRuntimeKind:
 
     @property
     def unavailable_steps(self) -> Mapping[str, str]:
-        return {"disconnect": _NO_NETWORK, "connect": _NO_NETWORK}
+        return {}
+
+    def fault_unavailable(self, fault: LinkFault) -> str | None:
+        return None
 
     def new_runtime(self, run_name: str) -> Runtime:
         return ProcessRuntime(run_name)

@@ -227,14 +227,17 @@ class ExpectErrorsStep:
 @dataclass(frozen=True)
 class ExpectNeverDownStep:
     """No running node declares the node (or, for ``all``, any running node)
-    down, until ``during`` past the last action step. Then every running
-    node lists it as alive. With ``refuted``, the node's incarnation must
-    also have risen since it was paused.
+    down, until ``during`` past the last action step. Then, unless
+    ``alive_at_end`` is False, every running node lists it as alive. With
+    ``refuted``, the node's incarnation must also have risen since it was
+    paused. Under ongoing packet loss a member may be suspect at any
+    moment, so loss scenarios turn ``alive_at_end`` off.
     """
 
     node: str
     during: Bound
     refuted: bool = False
+    alive_at_end: bool = True
 
 
 @dataclass(frozen=True)
@@ -813,7 +816,13 @@ def _parse_expect_errors(args: dict[str, Any], what: str, ctx: _Context) -> Step
 
 
 def _parse_expect_never_down(args: dict[str, Any], what: str, ctx: _Context) -> Step:
-    _check_keys(args, {"node", "during", "refuted"}, {"node", "during"}, what, ctx)
+    _check_keys(
+        args,
+        {"node", "during", "refuted", "alive_at_end"},
+        {"node", "during"},
+        what,
+        ctx,
+    )
     node = args["node"]
     if node != "all":
         node = ctx.running_node(node, what)
@@ -825,7 +834,12 @@ def _parse_expect_never_down(args: dict[str, Any], what: str, ctx: _Context) -> 
             f"{what}: 'refuted' needs an earlier pause step for {node} since it started"
         )
     return ExpectNeverDownStep(
-        node=node, during=ctx.bound(args["during"], "during"), refuted=refuted
+        node=node,
+        during=ctx.bound(args["during"], "during"),
+        refuted=refuted,
+        alive_at_end=_bool(
+            args.get("alive_at_end", True), f"{what}: 'alive_at_end'", ctx
+        ),
     )
 
 

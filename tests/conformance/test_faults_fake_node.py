@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from conformance.errors import HarnessError
 from conformance.harness import RunOptions, RunResult, ScenarioRun, run_scenario
 from conformance.impls import Implementation
 from conformance.report import build_report, render_markdown, write_report
+from conformance.runtime import ProcessRuntimeKind
 from conformance.scenario import load_scenarios, parse_scenario
 from tests.conformance.conftest import fake_implementation
 
@@ -379,17 +382,43 @@ def test_report_lists_datagram_verdicts(tmp_path: Path) -> None:
     assert report["results"][0]["datagram_verdicts"][0]["kind"] == "garbage"
 
 
-# disconnect and connect: not available in the process runtime.
+# disconnect and connect: the relay isolates the node.
 
 
-def test_disconnect_is_unavailable_in_process_runtime(tmp_path: Path) -> None:
+def test_disconnect_isolates_node_until_connect(tmp_path: Path) -> None:
     result = run(
         tmp_path,
         "fake",
         3,
         {"disconnect": {"node": "n1"}},
+        {"expect_down": {"node": "n1", "within": "slack * 4", "measure": "detect"}},
         {"connect": {"node": "n1"}},
     )
+
+    assert result.passed, result.error
+    assert "detect" in result.measurements
+    assert result.false_downs == []
+    assert result.traffic["per_node"]["n1"]["dropped"] > 0
+
+
+class _NoDisconnectRuntime(ProcessRuntimeKind):
+    """The process runtime, pretending that it cannot disconnect nodes."""
+
+    @property
+    def unavailable_steps(self) -> Mapping[str, str]:
+        return {"disconnect": "this test runtime has no disconnect"}
+
+
+def test_unavailable_step_skips_the_scenario(tmp_path: Path) -> None:
+    options = RunOptions(
+        report_dir=tmp_path,
+        registry=registry(),
+        seed="1",
+        timing=FAST,
+        runtime=_NoDisconnectRuntime(),
+    )
+
+    result = asyncio.run(run_scenario(load_scenarios()["disconnect"], "fake", options))
 
     assert result.status == "unavailable"
     assert result.passed is False
@@ -408,7 +437,11 @@ def test_report_marks_unavailable_scenario(tmp_path: Path) -> None:
         report_dir=tmp_path, registry=registry(), seed="1", timing=FAST
     )
     unavailable = asyncio.run(
-        run_scenario(load_scenarios()["disconnect"], "fake", options)
+        run_scenario(
+            load_scenarios()["disconnect"],
+            "fake",
+            replace(options, runtime=_NoDisconnectRuntime()),
+        )
     )
     passed = run(tmp_path, "fake", 2)
     results = [passed, unavailable]
