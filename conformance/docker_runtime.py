@@ -23,13 +23,15 @@ line (``Launch.reconnect``).
 The host reaches the node network directly through its bridge, so hand-made
 datagrams leave from the host's address on that bridge.
 
-Link faults (``set_links``) are ``tc netem`` qdisc trees on each source
-container's node-network interface, built by netem.py with the host's
-``tc`` inside the container's network namespace. The runtime keeps the
-last fault state and builds a source's tree again whenever its faults or
-its container change: after a restart (a new container) and after a
-``connect`` (a new interface). A container that is not running gets its
-faults when it starts again.
+Link faults (``set_links``) are applied inside each source container's
+network namespace by one of the backends of netem.py: ``tc netem`` qdisc
+trees on the node-network interface, or, on a host without netem, iptables
+rules that drop UDP datagrams to the faulted destinations (loss and cuts
+only). The runtime keeps the last fault state and applies a source's faults
+again whenever they or its container change: after a restart (a new
+container with a new namespace) and, for netem, after a ``connect`` (a new
+interface). A container that is not running gets its faults when it starts
+again.
 
 Every container and network carries the labels ``swim-conformance.run`` (the
 suite's run id), ``swim-conformance.scenario`` (``SCENARIO-MIX``) and
@@ -60,7 +62,12 @@ from conformance.datagrams import DatagramSender
 from conformance.errors import DockerError, HarnessError, NodeStartError
 from conformance.faults import Link, LinkFault
 from conformance.impls import Implementation
-from conformance.netem import HostTools, NetnsTc, probe_netem
+from conformance.netem import (
+    LinkFaultBackend,
+    fault_unavailable,
+    link_faults_unavailable,
+    select_backend,
+)
 from conformance.runtime import FaultUnavailable, Launch, Runtime, StreamPair
 
 logger = logging.getLogger(__name__)
@@ -86,7 +93,8 @@ CONNECT_RETRY = 0.1
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
-# The scenario steps that set link faults, which need tc netem on the host.
+# The scenario steps that set link faults, which need tc netem or iptables on
+# the host.
 LINK_FAULT_STEPS = ("link_fault", "partition", "heal")
 
 
@@ -391,12 +399,12 @@ class DockerRuntime:
         self._handles: dict[str, ContainerNode] = {}
         self._all: list[ContainerNode] = []
         # The fault state of the last set_links call, and per source node
-        # the container PID and faults (by destination IP) of the tree that
-        # its interface has now. A source without a tree has no entry.
+        # the container PID and faults (by destination IP) that its network
+        # namespace applies now. A source without faults has no entry.
         self._link_faults: dict[Link, LinkFault] = {}
         self._trees: dict[str, tuple[int, dict[str, LinkFault]]] = {}
         self._disconnected: set[str] = set()
-        self._netns_tc: NetnsTc | None = None
+        self._backend: LinkFaultBackend | None = None
 
     @property
     def node_subnet(self) -> ipaddress.IPv4Network:
@@ -594,9 +602,10 @@ class DockerRuntime:
     async def disconnect(self, name: str) -> None:
         handle = self._handle(name)
         await _call(self._node_network.disconnect, handle.container)
-        # The interface and its fault tree are gone.
         self._disconnected.add(name)
-        self._trees.pop(name, None)
+        # A netem tree goes with the interface, but iptables rules stay.
+        if self._backend is None or self._backend.bound_to_interface:
+            self._trees.pop(name, None)
 
     async def connect(self, name: str) -> None:
         handle = self._handle(name)
@@ -613,9 +622,9 @@ class DockerRuntime:
         return None
 
     async def set_links(self, faults: Mapping[Link, LinkFault]) -> None:
-        """Make ``faults`` the fault state, building again each changed tree.
+        """Make ``faults`` the fault state, and apply each changed source's again.
 
-        Raises FaultUnavailable when tc fails, naming the command.
+        Raises FaultUnavailable when tc or iptables fails, naming the command.
         """
         self._link_faults = dict(faults)
         sources = {source for source, _ in faults} | set(self._trees)
@@ -629,47 +638,44 @@ class DockerRuntime:
             if source == name and not fault.clear
         }
 
-    def _tc(self) -> NetnsTc:
-        if self._netns_tc is None:
-            tools = HostTools.find()
-            if tools is None:
-                raise FaultUnavailable(
-                    "link faults need tc, ip, nsenter and unshare on the host: "
-                    "apt-get install iproute2 util-linux"
-                )
-            self._netns_tc = NetnsTc(tools)
-        return self._netns_tc
+    async def _fault_backend(self) -> LinkFaultBackend:
+        if self._backend is None:
+            # The probes usually ran for unavailable_steps already, and their
+            # results are cached.
+            self._backend = await asyncio.to_thread(select_backend)
+            logger.info("link faults run with %s", self._backend.name)
+        return self._backend
 
     async def _apply_links(self, name: str) -> None:
-        """Build node ``name``'s fault tree for the current fault state.
+        """Apply node ``name``'s faults for the current fault state.
 
-        Skips a node without a running, connected container; its launch or
-        connect applies the faults later.
+        Skips a node without a running container, and with netem a node
+        detached from the node network. Its launch or connect applies the
+        faults later.
         """
         desired = self._outgoing_faults(name)
         handle = self._handles.get(name)
-        if handle is None or not handle.running() or name in self._disconnected:
+        if handle is None or not handle.running():
             self._trees.pop(name, None)
             return
         current = self._trees.get(name)
         if current == (handle.pid, desired) or (current is None and not desired):
             return
-        tc = self._tc()
+        backend = await self._fault_backend()
+        if name in self._disconnected and backend.bound_to_interface:
+            self._trees.pop(name, None)
+            return
         try:
-            device = await tc.device(handle.pid, handle.ip)
-            if device is None:
-                raise FaultUnavailable(
-                    f"container {handle.name} (pid {handle.pid}) has no interface "
-                    f"with its node-network address {handle.ip}, so its link "
-                    f"faults cannot be applied. Check `docker inspect {handle.name}`"
-                )
-            await tc.replace_tree(handle.pid, device, desired)
-        except FaultUnavailable:
+            await backend.apply(handle.pid, handle.ip, desired)
+        except FaultUnavailable as error:
             if await self._exited(handle):
                 logger.info("%s exited before its link faults were applied", name)
                 self._trees.pop(name, None)
                 return
-            raise
+            raise FaultUnavailable(
+                f"cannot apply the link faults of container {handle.name} "
+                f"(pid {handle.pid}) with {backend.name}: {error}"
+            ) from None
         if desired:
             self._trees[name] = (handle.pid, desired)
         else:
@@ -728,11 +734,16 @@ class DockerRuntimeKind:
 
     @property
     def unavailable_steps(self) -> Mapping[str, str]:
-        # probe_netem runs its check once per process and caches the result.
-        reason = probe_netem()
+        # The probes run once per process and cache their results. A cut
+        # works with either backend, so these steps need only one of them.
+        reason = link_faults_unavailable()
         if reason is None:
             return {}
         return dict.fromkeys(LINK_FAULT_STEPS, reason)
+
+    def fault_unavailable(self, fault: LinkFault) -> str | None:
+        # Only netem delays, duplicates and reorders datagrams.
+        return fault_unavailable(fault)
 
     def new_runtime(self, run_name: str) -> Runtime:
         return DockerRuntime(self.client, self.run_id, run_name)

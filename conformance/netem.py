@@ -1,9 +1,13 @@
-"""Link faults with ``tc netem``, as the docker runtime applies them.
+"""Link faults in the docker runtime: ``tc netem``, or iptables where netem is missing.
 
-The docker runtime (docker_runtime.py) runs the host's ``tc`` inside each
-source container's network namespace (``nsenter -t PID -n``), because the
-images have no ``tc``. The faults of one source node form one qdisc tree on
-the interface that carries the node network:
+The docker runtime (docker_runtime.py) runs the host's ``tc`` or
+``iptables`` inside each source container's network namespace (``nsenter
+-t PID -n``), because the images have neither. ``select_backend`` picks
+netem when ``probe_netem`` passes, and iptables when only
+``probe_iptables`` does.
+
+With netem, the faults of one source node form one qdisc tree on the
+interface that carries the node network:
 
 - a root ``prio`` qdisc ``1:`` with 2 + G bands, where G is the number of
   distinct faults on the source's links. Its priomap sends every priority
@@ -20,9 +24,16 @@ the interface that carries the node network:
   the band of that link's fault. Destinations with equal faults share a
   band: each datagram still gets its own random loss, delay and so on.
 
-The builders here are pure functions that return ``tc`` argument lists.
-``NetnsTc`` runs them, and ``probe_netem`` checks once whether this host
-can build such a tree at all.
+With iptables, the faults of one source node are the rules of the chain
+``SWIMCONF`` in the filter table, which the first rule of ``OUTPUT`` jumps
+to: one rule per faulted destination that drops UDP to ``IP/32``, with the
+``statistic`` match for a loss below 1 (see ``chain_rules``). iptables can
+only drop, so this backend runs loss and cuts, and
+``iptables_unsupported`` names the parts of a fault that it cannot apply.
+
+The builders here are pure functions that return ``tc`` argument lists or
+``iptables-restore`` input. ``NetnsTc`` and ``NetnsIptables`` run them, and
+the probes check once whether this host can apply them at all.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from conformance.faults import LinkFault
 from conformance.runtime import FaultUnavailable
@@ -253,16 +265,23 @@ class HostTools:
     @classmethod
     def find(cls) -> HostTools | None:
         """Return the tools on PATH or in /usr/sbin, /sbin and /usr/bin, or None."""
-        search = os.pathsep.join(
-            [os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"]
-        )
-        paths = {
-            name: shutil.which(name, path=search)
-            for name in ("tc", "ip", "nsenter", "unshare")
-        }
-        if any(path is None for path in paths.values()):
-            return None
-        return cls(**{name: str(path) for name, path in paths.items()})
+        paths = _find_tools("tc", "ip", "nsenter", "unshare")
+        return None if paths is None else cls(**paths)
+
+
+def _find_tools(*names: str) -> dict[str, str] | None:
+    """Return the path of each program, keyed by its name with ``_`` for ``-``.
+
+    Searches PATH, then /usr/sbin, /sbin and /usr/bin. Returns None when
+    one of them is missing.
+    """
+    search = os.pathsep.join(
+        [os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"]
+    )
+    paths = {name: shutil.which(name, path=search) for name in names}
+    if any(path is None for path in paths.values()):
+        return None
+    return {name.replace("-", "_"): str(path) for name, path in paths.items()}
 
 
 def _run(
@@ -319,6 +338,27 @@ def probe_netem() -> str | None:
     return None
 
 
+class LinkFaultBackend(Protocol):
+    """Applies the faults of one source node inside its network namespace."""
+
+    # "netem" or "iptables", for logs and messages.
+    name: str
+    # Whether the faults live on the node-network interface, so that they
+    # go with it when the container is detached from that network.
+    bound_to_interface: bool
+
+    async def apply(
+        self, pid: int, address: str, faults: Mapping[str, LinkFault]
+    ) -> None:
+        """Make ``faults`` the faults of the links from process ``pid``.
+
+        ``address`` is the source's node-network IP and ``faults`` maps each
+        destination IP to the fault of the link to it. An empty mapping
+        removes every fault. Raises FaultUnavailable when a command fails.
+        """
+        ...
+
+
 class NetnsTc:
     """Runs ip and tc in the network namespace of a process on this host.
 
@@ -326,6 +366,9 @@ class NetnsTc:
     keeps running, and raises FaultUnavailable with the command, its
     stderr and a hint when one fails.
     """
+
+    name = "netem"
+    bound_to_interface = True
 
     def __init__(self, tools: HostTools) -> None:
         self.tools = tools
@@ -350,6 +393,19 @@ class NetnsTc:
         )
         return device_for_address(output, address)
 
+    async def apply(
+        self, pid: int, address: str, faults: Mapping[str, LinkFault]
+    ) -> None:
+        """Replace the fault tree on the interface that has ``address``."""
+        device = await self.device(pid, address)
+        if device is None:
+            raise FaultUnavailable(
+                f"the network namespace of process {pid} has no interface with "
+                f"the node-network address {address}. Check the container's "
+                "networks with `docker inspect`"
+            )
+        await self.replace_tree(pid, device, faults)
+
     async def replace_tree(
         self, pid: int, device: str, faults: Mapping[str, LinkFault]
     ) -> None:
@@ -371,3 +427,282 @@ class NetnsTc:
             await self._check(
                 [*netns, self.tools.tc, "-batch", "-"], batch_input(commands)
             )
+
+
+# The iptables backend, for hosts whose kernel has no netem.
+
+# The filter-table chain that contains a source's drop rules. The first rule of
+# OUTPUT jumps to it, so its rules see every datagram that the node sends.
+CHAIN = "SWIMCONF"
+JUMP_RULE = f"-A OUTPUT -j {CHAIN}"
+
+_RESTORE_LINE = re.compile(r"Error occurred at line: (\d+)")
+
+
+def _probability(value: float) -> str:
+    # xt_statistic stores the probability in units of 2**-31, so ten
+    # decimals are finer than it resolves.
+    return f"{value:.10f}".rstrip("0").rstrip(".")
+
+
+def iptables_unsupported(fault: LinkFault) -> list[str]:
+    """Return the fields of ``fault`` that dropping datagrams cannot apply.
+
+    Each entry is ``NAME VALUE``, such as ``delay_ms 40``. A cut needs
+    nothing else, so the list is empty for one.
+    """
+    if fault.cut:
+        return []
+    fields = [
+        ("delay_ms", fault.delay_ms),
+        ("jitter_ms", fault.jitter_ms),
+        ("duplicate", fault.duplicate),
+        ("reorder", fault.reorder),
+    ]
+    return [f"{name} {value:g}" for name, value in fields if value]
+
+
+def drop_rule(address: str, fault: LinkFault) -> list[str]:
+    """Return the ``CHAIN`` rule that drops UDP to ``address`` with ``fault``'s loss."""
+    rule = ["-A", CHAIN, "-d", f"{address}/32", "-p", "udp"]
+    if not fault.cut:
+        rule += ["-m", "statistic", "--mode", "random"]
+        rule += ["--probability", _probability(fault.loss)]
+    return rule + ["-j", "DROP"]
+
+
+def chain_rules(faults: Mapping[str, LinkFault]) -> list[list[str]]:
+    """Return the rules of ``CHAIN`` for a source's faults, one per faulted destination.
+
+    ``faults`` maps each destination IP to the fault of the link to it.
+    Rules come in address order and clear links get none. Raises
+    FaultUnavailable for a fault with a delay, jitter, duplication or
+    reordering, which a drop rule cannot apply.
+    """
+    rules = []
+    for address in sorted(faults, key=ipaddress.IPv4Address):
+        fault = faults[address]
+        if fault.clear:
+            continue
+        unsupported = iptables_unsupported(fault)
+        if unsupported:
+            raise FaultUnavailable(
+                f"the link to {address} needs tc netem for "
+                f"{_and_list(unsupported)}, but link faults run with iptables on "
+                "this host, which only drops datagrams"
+            )
+        rules.append(drop_rule(address, fault))
+    return rules
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """Whether a filter table has ``CHAIN`` and the jump from OUTPUT to it."""
+
+    chain: bool
+    jump: bool
+
+    @classmethod
+    def parse(cls, rules_output: str) -> ChainState:
+        """Read the state from the output of ``iptables -S`` for the filter table."""
+        lines = {line.strip() for line in rules_output.splitlines()}
+        return cls(chain=f"-N {CHAIN}" in lines, jump=JUMP_RULE in lines)
+
+
+def restore_input(faults: Mapping[str, LinkFault], state: ChainState) -> str | None:
+    """Return the ``iptables-restore --noflush`` input that rebuilds ``CHAIN``.
+
+    With faults, the chain is created or flushed and filled, and the jump
+    is inserted first in OUTPUT if it is missing. Without faults, the chain
+    and its jump are deleted. Returns None when nothing is to change.
+    """
+    rules = chain_rules(faults)
+    # With --noflush, a chain line creates the chain or flushes it.
+    lines = ["*filter", f":{CHAIN} - [0:0]"]
+    if rules:
+        if not state.jump:
+            lines.append(f"-I OUTPUT 1 -j {CHAIN}")
+        lines += [" ".join(rule) for rule in rules]
+    elif state.chain:
+        if state.jump:
+            lines.append(f"-D OUTPUT -j {CHAIN}")
+        lines.append(f"-X {CHAIN}")
+    else:
+        return None
+    lines.append("COMMIT")
+    return "".join(line + "\n" for line in lines)
+
+
+def _restore_failed_line(stderr: str, stdin: str | None) -> str:
+    # iptables-restore names the input line at which it failed.
+    match = _RESTORE_LINE.search(stderr)
+    if match is None or stdin is None:
+        return ""
+    lines = stdin.splitlines()
+    index = int(match[1]) - 1
+    return f" at `{lines[index]}`" if 0 <= index < len(lines) else ""
+
+
+def _first_line(stderr: str) -> str:
+    return stderr.splitlines()[0] if stderr else "no output"
+
+
+_IPTABLES_HINT = (
+    "check that the host kernel has nf_tables and the statistic match "
+    "(CONFIG_NF_TABLES, CONFIG_NFT_COMPAT, CONFIG_NETFILTER_XT_MATCH_STATISTIC) "
+    "for iptables-nft, or ip_tables for iptables-legacy"
+)
+
+
+@dataclass(frozen=True)
+class IptablesTools:
+    """Paths of the host's iptables, iptables-restore, nsenter and unshare."""
+
+    iptables: str
+    iptables_restore: str
+    nsenter: str
+    unshare: str
+
+    @classmethod
+    def find(cls) -> IptablesTools | None:
+        """Return the tools on PATH or in /usr/sbin, /sbin and /usr/bin, or None."""
+        paths = _find_tools("iptables", "iptables-restore", "nsenter", "unshare")
+        return None if paths is None else cls(**paths)
+
+
+@functools.cache
+def probe_iptables() -> str | None:
+    """Return why this host cannot apply link faults with iptables, or None if it can.
+
+    Builds the chain for a cut and a loss in a network namespace that exists
+    only while ``unshare --net`` runs, so nothing is left behind. Blocks for
+    one short iptables-restore call, once per process.
+    """
+    tools = IptablesTools.find()
+    if tools is None:
+        return (
+            "link faults with iptables need iptables, iptables-restore, nsenter "
+            "and unshare on the host, and one is missing: apt-get install "
+            "iptables util-linux"
+        )
+    if os.geteuid() != 0:
+        return (
+            "link faults need root, because iptables runs in the containers' "
+            "network namespaces: run the harness as root"
+        )
+    faults = {"127.0.0.2": LinkFault(loss=0.5), "127.0.0.3": LinkFault(loss=1.0)}
+    stdin = restore_input(faults, ChainState(chain=False, jump=False))
+    argv = [tools.unshare, "--net", tools.iptables_restore, "-w", "--noflush"]
+    try:
+        completed = _run(argv, stdin)
+    except FaultUnavailable as error:
+        return f"the iptables probe failed: {error}"
+    if completed.returncode != 0:
+        stderr = completed.stderr.strip()
+        return (
+            "iptables-restore cannot build the drop rules on this host"
+            f"{_restore_failed_line(stderr, stdin)} ({_first_line(stderr)}); "
+            + _IPTABLES_HINT
+        )
+    return None
+
+
+class NetnsIptables:
+    """Runs iptables in the network namespace of a process on this host.
+
+    Every method runs its commands in a worker thread, so the event loop
+    keeps running, and raises FaultUnavailable with the command and its
+    stderr when one fails.
+    """
+
+    name = "iptables"
+    # The rules match destination IPs on any interface and stay in the
+    # namespace while the container is detached from the node network.
+    bound_to_interface = False
+
+    def __init__(self, tools: IptablesTools) -> None:
+        self.tools = tools
+
+    def _netns(self, pid: int) -> list[str]:
+        return [self.tools.nsenter, "-t", str(pid), "-n"]
+
+    async def _check(self, argv: list[str], stdin: str | None = None) -> str:
+        completed = await asyncio.to_thread(_run, argv, stdin)
+        if completed.returncode != 0:
+            stderr = completed.stderr.strip()
+            raise FaultUnavailable(
+                f"`{' '.join(argv)}` failed{_restore_failed_line(stderr, stdin)} "
+                f"with status {completed.returncode}: {stderr or 'no output'}"
+            )
+        return completed.stdout
+
+    async def apply(
+        self, pid: int, address: str, faults: Mapping[str, LinkFault]
+    ) -> None:
+        """Rebuild ``CHAIN`` in ``pid``'s namespace for ``faults``, or delete it.
+
+        The new rules replace the old ones in one iptables-restore
+        transaction, so no datagram passes between them.
+        """
+        netns = self._netns(pid)
+        listing = await self._check([*netns, self.tools.iptables, "-w", "-S"])
+        stdin = restore_input(faults, ChainState.parse(listing))
+        if stdin is not None:
+            await self._check(
+                [*netns, self.tools.iptables_restore, "-w", "--noflush"], stdin
+            )
+
+
+def link_faults_unavailable() -> str | None:
+    """Return why neither backend can apply link faults on this host, or None.
+
+    Runs each probe at most once per process.
+    """
+    netem = probe_netem()
+    if netem is None:
+        return None
+    iptables = probe_iptables()
+    if iptables is None:
+        return None
+    return f"{netem}. The iptables fallback is not usable either: {iptables}"
+
+
+def fault_unavailable(fault: LinkFault) -> str | None:
+    """Return why this host cannot apply ``fault`` to a link, or None if it can."""
+    reason = link_faults_unavailable()
+    if reason is not None or probe_netem() is None:
+        return reason
+    unsupported = iptables_unsupported(fault)
+    if not unsupported:
+        return None
+    # The cause comes last, because the CLI prints only the first 300
+    # characters of a reason.
+    return (
+        f"this link fault needs tc netem for {_and_list(unsupported)}, but netem "
+        "is not usable on this host, and the iptables fallback only drops "
+        f"datagrams (loss and cuts). Why netem fails: {probe_netem()}"
+    )
+
+
+def _and_list(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def select_backend() -> LinkFaultBackend:
+    """Return the backend for this host: netem if it works, else iptables.
+
+    Raises FaultUnavailable with both probes' reasons when neither works.
+    Blocks for the probes on the first call.
+    """
+    reason = link_faults_unavailable()
+    if reason is not None:
+        raise FaultUnavailable(reason)
+    if probe_netem() is None:
+        tc_tools = HostTools.find()
+        assert tc_tools is not None
+        return NetnsTc(tc_tools)
+    iptables_tools = IptablesTools.find()
+    assert iptables_tools is not None
+    return NetnsIptables(iptables_tools)

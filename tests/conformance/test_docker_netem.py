@@ -1,11 +1,12 @@
 """Link faults in the docker runtime: the tc commands, and the runtime's state.
 
 The tests of the command builder and of the runtime's bookkeeping need no
-Docker: the bookkeeping tests replace tc with a recorder. The tests marked
-``docker`` start containers, apply faults with the host's tc and need
-netem in the host kernel. They skip with the reason when Docker or netem
-is not usable, except under CI=true, where they fail. Select them with
-``-m docker``.
+Docker: the bookkeeping tests replace the fault backend with a recorder.
+The tests marked ``docker`` start containers and apply faults with the
+backend that the host supports: tc netem, or iptables where the kernel has
+no netem. They skip with the reason when Docker or both backends are not
+usable, except under CI=true, where they fail. Select them with
+``-m docker``. test_docker_iptables.py has the iptables rule builder.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conformance import docker_runtime as docker_module
+from conformance import netem as netem_module
 from conformance.cluster import Cluster, Timing
 from conformance.config import apply_overrides, preset_config
 from conformance.docker_images import ensure_images
@@ -35,12 +36,14 @@ from conformance.faults import LinkFault
 from conformance.harness import RunOptions, run_scenario
 from conformance.impls import PYTHON, default_registry
 from conformance.netem import (
+    CHAIN,
     MAX_DISTINCT_FAULTS,
     batch_input,
     device_for_address,
     has_fault_tree,
+    link_faults_unavailable,
     netem_options,
-    probe_netem,
+    select_backend,
     tree_commands,
 )
 from conformance.runtime import FaultUnavailable
@@ -253,25 +256,27 @@ def test_fault_tree_recognised() -> None:
     assert not has_fault_tree("")
 
 
-# The runtime's bookkeeping, with tc replaced by a recorder.
+# The runtime's bookkeeping, with the fault backend replaced by a recorder.
 
 
-class RecordingTc:
-    """A NetnsTc replacement that records each tree it is asked to build."""
+class RecordingBackend:
+    """A LinkFaultBackend that records the faults it is asked to apply.
 
-    def __init__(self) -> None:
-        self.trees: list[tuple[int, str, dict[str, LinkFault]]] = []
+    By default it acts as netem, whose tree goes with the interface.
+    """
+
+    def __init__(self, bound_to_interface: bool = True) -> None:
+        self.name = "netem" if bound_to_interface else "iptables"
+        self.bound_to_interface = bound_to_interface
+        self.trees: list[tuple[int, dict[str, LinkFault]]] = []
         self.fail_with: FaultUnavailable | None = None
 
-    async def device(self, pid: int, address: str) -> str | None:
-        return "eth1"
-
-    async def replace_tree(
-        self, pid: int, device: str, faults: Mapping[str, LinkFault]
+    async def apply(
+        self, pid: int, address: str, faults: Mapping[str, LinkFault]
     ) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        self.trees.append((pid, device, dict(faults)))
+        self.trees.append((pid, dict(faults)))
 
 
 class FakeHandle:
@@ -301,12 +306,14 @@ class FakeNetwork:
         return None
 
 
-def fake_runtime(*names: str) -> tuple[DockerRuntime, RecordingTc]:
+def fake_runtime(
+    *names: str, bound_to_interface: bool = True
+) -> tuple[DockerRuntime, RecordingBackend]:
     runtime = DockerRuntime(client=None, run_id="test", run_name="netem-unit")
     runtime._node_subnet = ipaddress.IPv4Network("172.29.5.0/24")
     runtime._node_network = FakeNetwork()
-    recorder = RecordingTc()
-    runtime._netns_tc = recorder  # type: ignore[assignment]
+    recorder = RecordingBackend(bound_to_interface)
+    runtime._backend = recorder
     for pid, name in enumerate(names, start=100):
         ip = runtime._ip(runtime._node_subnet, name)
         runtime._handles[name] = FakeHandle(name, pid, ip)  # type: ignore[assignment]
@@ -324,8 +331,8 @@ def test_set_links_builds_changed_sources() -> None:
     asyncio.run(scenario())
 
     assert recorder.trees == [
-        (100, "eth1", {"172.29.5.11": CUT}),
-        (102, "eth1", {"172.29.5.10": CUT}),
+        (100, {"172.29.5.11": CUT}),
+        (102, {"172.29.5.10": CUT}),
     ]
 
 
@@ -339,7 +346,7 @@ def test_heal_clears_each_tree_once() -> None:
 
     asyncio.run(scenario())
 
-    assert recorder.trees[2:] == [(100, "eth1", {}), (101, "eth1", {})]
+    assert recorder.trees[2:] == [(100, {}), (101, {})]
 
 
 def test_new_container_gets_faults_again() -> None:
@@ -358,15 +365,15 @@ def test_new_container_gets_faults_again() -> None:
     asyncio.run(scenario())
 
     assert recorder.trees == [
-        (100, "eth1", {"172.29.5.11": CUT}),
-        (200, "eth1", {"172.29.5.11": LinkFault(loss=0.5)}),
+        (100, {"172.29.5.11": CUT}),
+        (200, {"172.29.5.11": LinkFault(loss=0.5)}),
     ]
 
 
 def test_disconnected_node_gets_faults_on_connect() -> None:
     runtime, recorder = fake_runtime("n0", "n1")
 
-    async def scenario() -> list[tuple[int, str, dict[str, LinkFault]]]:
+    async def scenario() -> list[tuple[int, dict[str, LinkFault]]]:
         await runtime.disconnect("n0")
         await runtime.set_links({("n0", "n1"): CUT})
         while_disconnected = list(recorder.trees)
@@ -376,7 +383,29 @@ def test_disconnected_node_gets_faults_on_connect() -> None:
     while_disconnected = asyncio.run(scenario())
 
     assert while_disconnected == []
-    assert recorder.trees == [(100, "eth1", {"172.29.5.11": CUT})]
+    assert recorder.trees == [(100, {"172.29.5.11": CUT})]
+
+
+def test_iptables_rules_outlive_disconnect() -> None:
+    # The rules stay in the namespace, so a detached node gets its faults
+    # at once and connect has nothing to build again.
+    runtime, recorder = fake_runtime("n0", "n1", bound_to_interface=False)
+
+    async def scenario() -> list[tuple[int, dict[str, LinkFault]]]:
+        await runtime.set_links({("n0", "n1"): CUT})
+        await runtime.disconnect("n0")
+        await runtime.set_links({("n0", "n1"): CUT})
+        await runtime.connect("n0")
+        applied_before_heal = list(recorder.trees)
+        await runtime.disconnect("n0")
+        await runtime.set_links({})
+        await runtime.connect("n0")
+        return applied_before_heal
+
+    applied_before_heal = asyncio.run(scenario())
+
+    assert applied_before_heal == [(100, {"172.29.5.11": CUT})]
+    assert recorder.trees == [(100, {"172.29.5.11": CUT}), (100, {})]
 
 
 def test_exited_container_is_skipped() -> None:
@@ -396,37 +425,57 @@ def test_tc_failure_raised_for_running_node() -> None:
     runtime, recorder = fake_runtime("n0", "n1")
     recorder.fail_with = FaultUnavailable("tc failed")
 
-    with pytest.raises(FaultUnavailable, match="tc failed"):
+    with pytest.raises(FaultUnavailable, match="tc failed") as raised:
         asyncio.run(runtime.set_links({("n0", "n1"): CUT}))
 
+    assert "container-n0 (pid 100) with netem" in str(raised.value)
 
-@pytest.mark.parametrize("reason", ["no netem here", None])
-def test_unavailable_steps_follow_probe(
-    reason: str | None, monkeypatch: pytest.MonkeyPatch
+
+def patch_probes(
+    monkeypatch: pytest.MonkeyPatch, netem: str | None, iptables: str | None
 ) -> None:
-    monkeypatch.setattr(docker_module, "probe_netem", lambda: reason)
+    """Make the netem and iptables probes return ``netem`` and ``iptables``."""
+    monkeypatch.setattr(netem_module, "probe_netem", lambda: netem)
+    monkeypatch.setattr(netem_module, "probe_iptables", lambda: iptables)
+
+
+@pytest.mark.parametrize(
+    ("netem", "iptables"),
+    [(None, None), (None, "no iptables"), ("no netem", None)],
+    ids=["both", "netem", "iptables"],
+)
+def test_unavailable_steps_empty_with_backend(
+    netem: str | None, iptables: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch_probes(monkeypatch, netem, iptables)
 
     steps = DockerRuntimeKind(client=None, run_id="test").unavailable_steps
 
-    if reason is None:
-        assert steps == {}
-    else:
-        assert (
-            set(steps) == set(LINK_FAULT_STEPS) == {"link_fault", "partition", "heal"}
-        )
-        assert set(steps.values()) == {reason}
+    assert steps == {}
 
 
-# Containers with real tc. These need Docker, the node images and netem.
+def test_unavailable_steps_without_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_probes(monkeypatch, "no netem here", "no iptables here")
+
+    steps = DockerRuntimeKind(client=None, run_id="test").unavailable_steps
+
+    assert set(steps) == set(LINK_FAULT_STEPS) == {"link_fault", "partition", "heal"}
+    (reason,) = set(steps.values())
+    assert reason.startswith("no netem here.")
+    assert "iptables fallback is not usable either: no iptables here" in reason
+
+
+# Containers with real tc or iptables. These need Docker, the node images
+# and netem or iptables in the host kernel.
 
 
 @pytest.fixture(scope="module")
 def docker_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Return a Docker client with the node images present and netem usable."""
+    """Return a Docker client with the node images present and a fault backend."""
     registry = default_registry()
     images = [impl.image for impl in registry.values() if impl.image is not None]
     log_path = tmp_path_factory.mktemp("images") / "image-build.log"
-    reason = probe_netem()
+    reason = link_faults_unavailable()
     try:
         if reason is not None:
             raise DockerError(reason)
@@ -434,21 +483,28 @@ def docker_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
         ensure_images(client, images, "missing", log_path)
     except (DockerError, BuildError) as error:
         if in_ci():
-            pytest.fail(f"Docker with netem is required under CI=true: {error}")
+            pytest.fail(f"Docker with link faults is required under CI=true: {error}")
         pytest.skip(f"Docker link faults are not usable: {error}")
     return client
 
 
-def netem_stats(pid: int) -> str:
-    """Return `tc -s qdisc show` in the network namespace of process ``pid``."""
+def in_netns(pid: int, *command: str) -> str:
+    """Return the output of ``command`` run in the network namespace of ``pid``."""
     completed = subprocess.run(
-        ["nsenter", "-t", str(pid), "-n", "tc", "-s", "qdisc", "show"],
+        ["nsenter", "-t", str(pid), "-n", *command],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     )
     return completed.stdout
+
+
+def fault_stats(backend: str, pid: int) -> str:
+    """Return the qdiscs (netem) or filter rules (iptables) of process ``pid``."""
+    if backend == "netem":
+        return in_netns(pid, "tc", "-s", "qdisc", "show")
+    return in_netns(pid, "iptables", "-w", "-S", "-v")
 
 
 def dropped_by(stats: str, handle: str) -> int:
@@ -462,9 +518,21 @@ def dropped_by(stats: str, handle: str) -> int:
     return int(match[1])
 
 
+def dropped_by_rule(rules: str, address: str) -> int:
+    """Return the packet count of the drop rule for ``address`` in `iptables -S -v`."""
+    match = re.search(
+        rf"^-A {CHAIN} -d {re.escape(address)}/32 -p udp .*-c (\d+) \d+ -j DROP$",
+        rules,
+        re.MULTILINE,
+    )
+    assert match is not None, rules
+    return int(match[1])
+
+
 @pytest.mark.docker
 @pytest.mark.integration
 def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> None:
+    backend = select_backend().name
     kind = DockerRuntimeKind(docker_client)
     runtime = kind.new_runtime("netem-cut")
     overrides = (("probe_period_ms", 300), ("probe_rtt_ms", 150))
@@ -479,13 +547,18 @@ def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> N
             await cluster.start_node("n1", python, seeds=[first.bind])
             await runtime.set_links({("n0", "n1"): CUT})
             await asyncio.sleep(2.0)
-            cut = netem_stats(cluster.node("n0").process.pid)
+            cut = fault_stats(backend, cluster.node("n0").process.pid)
             await cluster.kill("n0")
             second = await cluster.restart("n0", renewed=False, seeds=[])
-            restarted = netem_stats(second.process.pid)
+            restarted = fault_stats(backend, second.process.pid)
             await runtime.set_links({})
-            healed = netem_stats(second.process.pid)
-            return {"cut": cut, "restarted": restarted, "healed": healed}
+            healed = fault_stats(backend, second.process.pid)
+            return {
+                "n1": cluster.node("n1").bind.rsplit(":", 1)[0],
+                "cut": cut,
+                "restarted": restarted,
+                "healed": healed,
+            }
         finally:
             await cluster.close()
             kind.remove_all()
@@ -493,11 +566,20 @@ def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> N
     outcome = asyncio.run(scenario())
 
     # n0 probes n1 every 300 ms, and each Ping to n1 is dropped.
-    assert dropped_by(outcome["cut"], "30:") >= 3
-    assert "loss 100%" in outcome["restarted"]
-    assert "qdisc prio 1:" in outcome["restarted"]
-    assert "qdisc prio 1:" not in outcome["healed"]
-    assert "netem" not in outcome["healed"]
+    if backend == "netem":
+        assert dropped_by(outcome["cut"], "30:") >= 3
+        assert "loss 100%" in outcome["restarted"]
+        assert "qdisc prio 1:" in outcome["restarted"]
+        assert "qdisc prio 1:" not in outcome["healed"]
+        assert "netem" not in outcome["healed"]
+    else:
+        cut_rule = f"-A {CHAIN} -d {outcome['n1']}/32 -p udp -c "
+        assert dropped_by_rule(outcome["cut"], outcome["n1"]) >= 3
+        # The new container's namespace has the jump and the rule again.
+        jump = re.compile(rf"^-A OUTPUT -c \d+ \d+ -j {CHAIN}$", re.MULTILINE)
+        assert jump.search(outcome["restarted"]) is not None
+        assert cut_rule in outcome["restarted"]
+        assert CHAIN not in outcome["healed"]
 
 
 @pytest.mark.docker
