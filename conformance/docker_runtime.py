@@ -23,15 +23,16 @@ line (``Launch.reconnect``).
 The host reaches the node network directly through its bridge, so hand-made
 datagrams leave from the host's address on that bridge.
 
-Link faults (``set_links``) are applied inside each source container's
-network namespace by one of the backends of netem.py: ``tc netem`` qdisc
-trees on the node-network interface, or, on a host without netem, iptables
-rules that drop UDP datagrams to the faulted destinations (loss and cuts
-only). The runtime keeps the last fault state and applies a source's faults
-again whenever they or its container change: after a restart (a new
-container with a new namespace) and, for netem, after a ``connect`` (a new
-interface). A container that is not running gets its faults when it starts
-again.
+Link faults (``set_links``) are applied inside the containers' network
+namespaces by one of the backends of netem.py. With ``tc netem``, each
+source container gets a qdisc tree on its node-network interface for the
+links out of it. On a host without netem, each destination container gets
+iptables rules that drop the UDP datagrams from its faulted sources as they
+arrive (loss and cuts only), so the senders see no error. The runtime keeps
+the last fault state and applies a node's faults again whenever they or its
+container change: after a restart (a new container with a new namespace)
+and, for netem, after a ``connect`` (a new interface). A container that is
+not running gets its faults when it starts again.
 
 Every container and network carries the labels ``swim-conformance.run`` (the
 suite's run id), ``swim-conformance.scenario`` (``SCENARIO-MIX``) and
@@ -398,11 +399,12 @@ class DockerRuntime:
         self._hosts: dict[str, int] = {}
         self._handles: dict[str, ContainerNode] = {}
         self._all: list[ContainerNode] = []
-        # The fault state of the last set_links call, and per source node
-        # the container PID and faults (by destination IP) that its network
-        # namespace applies now. A source without faults has no entry.
+        # The fault state of the last set_links call, and per node the
+        # container PID and faults that its network namespace applies now,
+        # keyed by the IP at the link's other end (see _node_faults). A node
+        # whose namespace applies no faults has no entry.
         self._link_faults: dict[Link, LinkFault] = {}
-        self._trees: dict[str, tuple[int, dict[str, LinkFault]]] = {}
+        self._applied: dict[str, tuple[int, dict[str, LinkFault]]] = {}
         self._disconnected: set[str] = set()
         self._backend: LinkFaultBackend | None = None
 
@@ -525,10 +527,11 @@ class DockerRuntime:
         )
         self._handles[name] = handle
         self._all.append(handle)
-        self._trees.pop(name, None)
+        self._applied.pop(name, None)
         self._disconnected.discard(name)
         # NOTE: the node runs from container.start() on, so its first
-        # datagrams may leave before its link faults are in place.
+        # datagrams may pass before the faults of its namespace are in place:
+        # those it sends with netem, those it receives with iptables.
         await self._apply_links(name)
         port = self._published_port(container)
 
@@ -605,7 +608,7 @@ class DockerRuntime:
         self._disconnected.add(name)
         # A netem tree goes with the interface, but iptables rules stay.
         if self._backend is None or self._backend.bound_to_interface:
-            self._trees.pop(name, None)
+            self._applied.pop(name, None)
 
     async def connect(self, name: str) -> None:
         handle = self._handle(name)
@@ -622,21 +625,39 @@ class DockerRuntime:
         return None
 
     async def set_links(self, faults: Mapping[Link, LinkFault]) -> None:
-        """Make ``faults`` the fault state, and apply each changed source's again.
+        """Make ``faults`` the fault state, and apply it at every node it changes.
 
-        Raises FaultUnavailable when tc or iptables fails, naming the command.
+        Checks every node at either end of a link in ``faults`` and every
+        node whose namespace applies faults now, because a netem tree
+        applies the faults of a node's outgoing links and iptables rules
+        those of its incoming ones. ``_apply_links`` skips the nodes whose
+        faults are unchanged. Raises FaultUnavailable when tc or iptables
+        fails, naming the command.
         """
         self._link_faults = dict(faults)
-        sources = {source for source, _ in faults} | set(self._trees)
-        for name in sorted(sources):
+        ends = {name for link in faults for name in link}
+        for name in sorted(ends | set(self._applied)):
             await self._apply_links(name)
 
-    def _outgoing_faults(self, name: str) -> dict[str, LinkFault]:
-        return {
-            self._ip(self._node_subnet, destination): fault
-            for (source, destination), fault in self._link_faults.items()
-            if source == name and not fault.clear
-        }
+    def _node_faults(self, name: str, ingress: bool) -> dict[str, LinkFault]:
+        """Return the faults that node ``name``'s namespace applies, by peer IP.
+
+        These are the faults of the links into the node, keyed by source IP,
+        when ``ingress`` is true, and of the links out of it, keyed by
+        destination IP, when it is false. Clear links are left out.
+        """
+        faults = {}
+        for (source, destination), fault in self._link_faults.items():
+            local, peer = (destination, source) if ingress else (source, destination)
+            if local == name and not fault.clear:
+                faults[self._ip(self._node_subnet, peer)] = fault
+        return faults
+
+    def _has_faulted_link(self, name: str) -> bool:
+        return any(
+            name in link and not fault.clear
+            for link, fault in self._link_faults.items()
+        )
 
     async def _fault_backend(self) -> LinkFaultBackend:
         if self._backend is None:
@@ -647,43 +668,51 @@ class DockerRuntime:
         return self._backend
 
     async def _apply_links(self, name: str) -> None:
-        """Apply node ``name``'s faults for the current fault state.
+        """Apply the faults of node ``name``'s namespace for the current state.
 
         Skips a node without a running container, and with netem a node
         detached from the node network. Its launch or connect applies the
         faults later.
         """
-        desired = self._outgoing_faults(name)
         handle = self._handles.get(name)
         if handle is None or not handle.running():
-            self._trees.pop(name, None)
+            self._applied.pop(name, None)
             return
-        current = self._trees.get(name)
-        if current == (handle.pid, desired) or (current is None and not desired):
+        current = self._applied.get(name)
+        # A node with no faulted link and none applied needs no backend, so a
+        # scenario without link faults never runs the probes.
+        if current is None and not self._has_faulted_link(name):
             return
         backend = await self._fault_backend()
+        desired = self._node_faults(name, backend.ingress)
+        if current == (handle.pid, desired) or (current is None and not desired):
+            return
         if name in self._disconnected and backend.bound_to_interface:
-            self._trees.pop(name, None)
+            self._applied.pop(name, None)
             return
         try:
             await backend.apply(handle.pid, handle.ip, desired)
         except FaultUnavailable as error:
             if await self._exited(handle):
                 logger.info("%s exited before its link faults were applied", name)
-                self._trees.pop(name, None)
+                self._applied.pop(name, None)
                 return
             raise FaultUnavailable(
                 f"cannot apply the link faults of container {handle.name} "
                 f"(pid {handle.pid}) with {backend.name}: {error}"
             ) from None
         if desired:
-            self._trees[name] = (handle.pid, desired)
+            self._applied[name] = (handle.pid, desired)
         else:
-            self._trees.pop(name, None)
+            self._applied.pop(name, None)
+        peer = "from" if backend.ingress else "to"
         logger.info(
-            "link faults from %s: %s",
+            "link faults in the namespace of %s: %s",
             name,
-            ", ".join(f"{ip} {f.describe()}" for ip, f in sorted(desired.items()))
+            ", ".join(
+                f"{peer} {ip} {fault.describe()}"
+                for ip, fault in sorted(desired.items())
+            )
             or "none",
         )
 

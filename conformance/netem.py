@@ -1,10 +1,14 @@
 """Link faults in the docker runtime: ``tc netem``, or iptables where netem is missing.
 
 The docker runtime (docker_runtime.py) runs the host's ``tc`` or
-``iptables`` inside each source container's network namespace (``nsenter
--t PID -n``), because the images have neither. ``select_backend`` picks
-netem when ``probe_netem`` passes, and iptables when only
-``probe_iptables`` does.
+``iptables`` inside the containers' network namespaces (``nsenter -t PID
+-n``), because the images have neither. netem delays and drops datagrams as
+they leave, so it runs in the source container of each faulted link.
+iptables drops them as they arrive, so it runs in the destination
+container: a datagram dropped on the sending side would fail the sender's
+``sendto`` with EPERM, where a datagram lost on a network vanishes
+silently. ``select_backend`` picks netem when ``probe_netem`` passes, and
+iptables when only ``probe_iptables`` does.
 
 With netem, the faults of one source node form one qdisc tree on the
 interface that carries the node network:
@@ -24,12 +28,13 @@ interface that carries the node network:
   the band of that link's fault. Destinations with equal faults share a
   band: each datagram still gets its own random loss, delay and so on.
 
-With iptables, the faults of one source node are the rules of the chain
-``SWIMCONF`` in the filter table, which the first rule of ``OUTPUT`` jumps
-to: one rule per faulted destination that drops UDP to ``IP/32``, with the
-``statistic`` match for a loss below 1 (see ``chain_rules``). iptables can
-only drop, so this backend runs loss and cuts, and
-``iptables_unsupported`` names the parts of a fault that it cannot apply.
+With iptables, the faults of the links into one destination node are the
+rules of the chain ``SWIMCONF`` in the filter table, which the first rule
+of ``INPUT`` jumps to. Each faulted source gets one rule that drops UDP
+from ``IP/32``, with the ``statistic`` match for a loss below 1 (see
+``chain_rules``). iptables can only drop, so this backend runs loss and
+cuts, and ``iptables_unsupported`` names the parts of a fault that it
+cannot apply.
 
 The builders here are pure functions that return ``tc`` argument lists or
 ``iptables-restore`` input. ``NetnsTc`` and ``NetnsIptables`` run them, and
@@ -339,22 +344,27 @@ def probe_netem() -> str | None:
 
 
 class LinkFaultBackend(Protocol):
-    """Applies the faults of one source node inside its network namespace."""
+    """Applies the link faults of one node inside its network namespace."""
 
     # "netem" or "iptables", for logs and messages.
     name: str
     # Whether the faults live on the node-network interface, so that they
     # go with it when the container is detached from that network.
     bound_to_interface: bool
+    # Whether a node's namespace applies the faults of the links into it
+    # (iptables, which drops on receipt) rather than out of it (netem).
+    ingress: bool
 
     async def apply(
         self, pid: int, address: str, faults: Mapping[str, LinkFault]
     ) -> None:
-        """Make ``faults`` the faults of the links from process ``pid``.
+        """Make ``faults`` the faults that process ``pid``'s namespace applies.
 
-        ``address`` is the source's node-network IP and ``faults`` maps each
-        destination IP to the fault of the link to it. An empty mapping
-        removes every fault. Raises FaultUnavailable when a command fails.
+        ``address`` is the node's node-network IP. ``faults`` maps the IP at
+        the other end of each link to the link's fault: each destination of
+        the node's outgoing links, or with ``ingress`` each source of its
+        incoming links. An empty mapping removes every fault. Raises
+        FaultUnavailable when a command fails.
         """
         ...
 
@@ -369,6 +379,7 @@ class NetnsTc:
 
     name = "netem"
     bound_to_interface = True
+    ingress = False
 
     def __init__(self, tools: HostTools) -> None:
         self.tools = tools
@@ -431,10 +442,12 @@ class NetnsTc:
 
 # The iptables backend, for hosts whose kernel has no netem.
 
-# The filter-table chain that contains a source's drop rules. The first rule of
-# OUTPUT jumps to it, so its rules see every datagram that the node sends.
+# The filter-table chain that contains a destination's drop rules. The first
+# rule of INPUT jumps to it, so its rules see every datagram that the node
+# receives. A drop there is silent to the sender, where one in OUTPUT would
+# fail the sender's sendto with EPERM.
 CHAIN = "SWIMCONF"
-JUMP_RULE = f"-A OUTPUT -j {CHAIN}"
+JUMP_RULE = f"-A INPUT -j {CHAIN}"
 
 _RESTORE_LINE = re.compile(r"Error occurred at line: (\d+)")
 
@@ -463,8 +476,12 @@ def iptables_unsupported(fault: LinkFault) -> list[str]:
 
 
 def drop_rule(address: str, fault: LinkFault) -> list[str]:
-    """Return the ``CHAIN`` rule that drops UDP to ``address`` with ``fault``'s loss."""
-    rule = ["-A", CHAIN, "-d", f"{address}/32", "-p", "udp"]
+    """Return the ``CHAIN`` rule that drops UDP datagrams from ``address``.
+
+    It drops all of them for a cut, and for a loss below 1 a random share
+    of that size (the ``statistic`` match).
+    """
+    rule = ["-A", CHAIN, "-s", f"{address}/32", "-p", "udp"]
     if not fault.cut:
         rule += ["-m", "statistic", "--mode", "random"]
         rule += ["--probability", _probability(fault.loss)]
@@ -472,9 +489,9 @@ def drop_rule(address: str, fault: LinkFault) -> list[str]:
 
 
 def chain_rules(faults: Mapping[str, LinkFault]) -> list[list[str]]:
-    """Return the rules of ``CHAIN`` for a source's faults, one per faulted destination.
+    """Return the rules of ``CHAIN`` for a destination's faults, one per source.
 
-    ``faults`` maps each destination IP to the fault of the link to it.
+    ``faults`` maps each source IP to the fault of the link from it.
     Rules come in address order and clear links get none. Raises
     FaultUnavailable for a fault with a delay, jitter, duplication or
     reordering, which a drop rule cannot apply.
@@ -487,7 +504,7 @@ def chain_rules(faults: Mapping[str, LinkFault]) -> list[list[str]]:
         unsupported = iptables_unsupported(fault)
         if unsupported:
             raise FaultUnavailable(
-                f"the link to {address} needs tc netem for "
+                f"the link from {address} needs tc netem for "
                 f"{_and_list(unsupported)}, but link faults run with iptables on "
                 "this host, which only drops datagrams"
             )
@@ -497,7 +514,7 @@ def chain_rules(faults: Mapping[str, LinkFault]) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class ChainState:
-    """Whether a filter table has ``CHAIN`` and the jump from OUTPUT to it."""
+    """Whether a filter table has ``CHAIN`` and the jump from INPUT to it."""
 
     chain: bool
     jump: bool
@@ -513,7 +530,7 @@ def restore_input(faults: Mapping[str, LinkFault], state: ChainState) -> str | N
     """Return the ``iptables-restore --noflush`` input that rebuilds ``CHAIN``.
 
     With faults, the chain is created or flushed and filled, and the jump
-    is inserted first in OUTPUT if it is missing. Without faults, the chain
+    is inserted first in INPUT if it is missing. Without faults, the chain
     and its jump are deleted. Returns None when nothing is to change.
     """
     rules = chain_rules(faults)
@@ -521,11 +538,11 @@ def restore_input(faults: Mapping[str, LinkFault], state: ChainState) -> str | N
     lines = ["*filter", f":{CHAIN} - [0:0]"]
     if rules:
         if not state.jump:
-            lines.append(f"-I OUTPUT 1 -j {CHAIN}")
+            lines.append(f"-I INPUT 1 -j {CHAIN}")
         lines += [" ".join(rule) for rule in rules]
     elif state.chain:
         if state.jump:
-            lines.append(f"-D OUTPUT -j {CHAIN}")
+            lines.append(f"-D INPUT -j {CHAIN}")
         lines.append(f"-X {CHAIN}")
     else:
         return None
@@ -616,9 +633,10 @@ class NetnsIptables:
     """
 
     name = "iptables"
-    # The rules match destination IPs on any interface and stay in the
-    # namespace while the container is detached from the node network.
+    # The rules match source IPs on any interface and stay in the namespace
+    # while the container is detached from the node network.
     bound_to_interface = False
+    ingress = True
 
     def __init__(self, tools: IptablesTools) -> None:
         self.tools = tools

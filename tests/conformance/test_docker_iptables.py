@@ -44,12 +44,12 @@ NO_NETEM = "tc cannot build a netem tree on this host"
 DELAYED = LinkFault(delay_ms=40, jitter_ms=30, duplicate=0.2, reorder=0.2)
 
 
-# The rules of one source.
+# The rules of one destination.
 
 
 def test_drop_rule_for_cut() -> None:
     assert drop_rule("172.29.5.11", CUT) == (
-        ["-A", "SWIMCONF", "-d", "172.29.5.11/32", "-p", "udp", "-j", "DROP"]
+        ["-A", "SWIMCONF", "-s", "172.29.5.11/32", "-p", "udp", "-j", "DROP"]
     )
 
 
@@ -61,7 +61,7 @@ def test_drop_rule_for_loss(loss: float, text: str) -> None:
     rule = drop_rule("172.29.5.11", LinkFault(loss=loss))
 
     assert rule == [
-        *["-A", "SWIMCONF", "-d", "172.29.5.11/32", "-p", "udp"],
+        *["-A", "SWIMCONF", "-s", "172.29.5.11/32", "-p", "udp"],
         *["-m", "statistic", "--mode", "random", "--probability", text],
         *["-j", "DROP"],
     ]
@@ -95,7 +95,7 @@ def test_chain_rules_in_address_order() -> None:
     rules = chain_rules(faults)
 
     # Numeric order, not text order, and no rule for the clear link.
-    assert [rule[rule.index("-d") + 1] for rule in rules] == [
+    assert [rule[rule.index("-s") + 1] for rule in rules] == [
         "172.29.5.3/32",
         "172.29.5.20/32",
     ]
@@ -106,19 +106,22 @@ def test_chain_rules_in_address_order() -> None:
 def test_chain_rules_reject_delay() -> None:
     faults = {"172.29.5.11": CUT, "172.29.5.12": LinkFault(loss=0.1, delay_ms=20)}
 
-    with pytest.raises(FaultUnavailable, match="172.29.5.12 needs tc netem"):
+    with pytest.raises(FaultUnavailable, match="from 172.29.5.12 needs tc netem"):
         chain_rules(faults)
 
 
 def test_chain_state_parsed() -> None:
     listing = (
         "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N SWIMCONF\n"
-        "-A OUTPUT -j SWIMCONF\n-A SWIMCONF -d 172.29.5.11/32 -p udp -j DROP\n"
+        "-A INPUT -j SWIMCONF\n-A SWIMCONF -s 172.29.5.11/32 -p udp -j DROP\n"
     )
+    # Only a jump from INPUT counts.
+    output_jump = "-N SWIMCONF\n-A OUTPUT -j SWIMCONF\n"
 
     assert ChainState.parse(listing) == ChainState(chain=True, jump=True)
     assert ChainState.parse("-N SWIMCONF\n") == ChainState(chain=True, jump=False)
-    assert ChainState.parse("-P OUTPUT ACCEPT\n") == ChainState(False, False)
+    assert ChainState.parse(output_jump) == ChainState(chain=True, jump=False)
+    assert ChainState.parse("-P INPUT ACCEPT\n") == ChainState(False, False)
 
 
 def test_restore_creates_chain_and_jump() -> None:
@@ -129,9 +132,9 @@ def test_restore_creates_chain_and_jump() -> None:
     assert text == (
         "*filter\n"
         ":SWIMCONF - [0:0]\n"
-        "-I OUTPUT 1 -j SWIMCONF\n"
-        "-A SWIMCONF -d 172.29.5.11/32 -p udp -j DROP\n"
-        "-A SWIMCONF -d 172.29.5.12/32 -p udp -m statistic --mode random "
+        "-I INPUT 1 -j SWIMCONF\n"
+        "-A SWIMCONF -s 172.29.5.11/32 -p udp -j DROP\n"
+        "-A SWIMCONF -s 172.29.5.12/32 -p udp -m statistic --mode random "
         "--probability 0.1 -j DROP\n"
         "COMMIT\n"
     )
@@ -143,7 +146,7 @@ def test_restore_refills_existing_chain() -> None:
     assert text == (
         "*filter\n"
         ":SWIMCONF - [0:0]\n"
-        "-A SWIMCONF -d 172.29.5.11/32 -p udp -j DROP\n"
+        "-A SWIMCONF -s 172.29.5.11/32 -p udp -j DROP\n"
         "COMMIT\n"
     )
 
@@ -154,7 +157,7 @@ def test_restore_clear_deletes_chain() -> None:
     text = restore_input({"172.29.5.11": LinkFault()}, state)
 
     assert text == (
-        "*filter\n:SWIMCONF - [0:0]\n-D OUTPUT -j SWIMCONF\n-X SWIMCONF\nCOMMIT\n"
+        "*filter\n:SWIMCONF - [0:0]\n-D INPUT -j SWIMCONF\n-X SWIMCONF\nCOMMIT\n"
     )
 
 
@@ -297,16 +300,43 @@ def in_netns(pid: int, *command: str) -> str:
     return completed.stdout
 
 
-SEND = """
+# Sends one datagram per argument SOURCE>DESTINATION, from a socket bound to
+# SOURCE to one bound to DESTINATION, and prints each send's outcome, then
+# each datagram that arrives within 0.5 s.
+EXCHANGE = """
 import socket, sys
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for address in sys.argv[1:]:
+links = [argument.split(">") for argument in sys.argv[1:]]
+receivers = {}
+for _, destination in links:
+    if destination not in receivers:
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind((destination, 0))
+        receiver.settimeout(0.5)
+        receivers[destination] = receiver
+for source, destination in links:
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind((source, 0))
+    link = source + ">" + destination
     try:
-        sock.sendto(b"x", (address, 9))
-        print(address, "sent")
+        sender.sendto(link.encode(), receivers[destination].getsockname())
+        print(link, "sent")
     except OSError as error:
-        print(address, error.strerror)
+        print(link, error.strerror)
+for receiver in receivers.values():
+    try:
+        while True:
+            print(receiver.recv(64).decode(), "received")
+    except TimeoutError:
+        pass
 """
+
+
+def exchange(pid: int, *links: str) -> tuple[list[str], list[str]]:
+    """Run EXCHANGE in ``pid``'s namespace; return its send and receive lines."""
+    lines = in_netns(pid, sys.executable, "-c", EXCHANGE, *links).splitlines()
+    sent = [line for line in lines if not line.endswith(" received")]
+    received = sorted(line for line in lines if line.endswith(" received"))
+    return sent, received
 
 
 def test_netns_rules_applied_and_removed(netns_pid: int) -> None:
@@ -322,20 +352,40 @@ def test_netns_rules_applied_and_removed(netns_pid: int) -> None:
     built = asyncio.run(apply(faults))
     # Applying again flushes the chain instead of adding a second jump.
     rebuilt = asyncio.run(apply({"127.0.0.2": CUT}))
-    sends = in_netns(netns_pid, sys.executable, "-c", SEND, "127.0.0.2", "127.0.0.4")
     cleared = asyncio.run(apply({}))
 
-    assert "-A OUTPUT -j SWIMCONF" in built.splitlines()
-    assert "-A SWIMCONF -d 127.0.0.2/32 -p udp -j DROP" in built.splitlines()
-    assert "-d 127.0.0.3/32 -p udp -m statistic --mode random" in built
-    assert rebuilt.splitlines().count("-A OUTPUT -j SWIMCONF") == 1
+    assert "-A INPUT -j SWIMCONF" in built.splitlines()
+    assert "OUTPUT -j SWIMCONF" not in built
+    assert "-A SWIMCONF -s 127.0.0.2/32 -p udp -j DROP" in built.splitlines()
+    assert "-s 127.0.0.3/32 -p udp -m statistic --mode random" in built
+    assert rebuilt.splitlines().count("-A INPUT -j SWIMCONF") == 1
     assert "127.0.0.3" not in rebuilt
-    # A datagram that OUTPUT drops fails its sendto with EPERM.
-    assert sends.splitlines() == [
-        "127.0.0.2 Operation not permitted",
-        "127.0.0.4 sent",
-    ]
     assert CHAIN not in cleared
+
+
+def test_netns_cut_drops_silently(netns_pid: int) -> None:
+    tools = IptablesTools.find()
+    assert tools is not None
+    backend = NetnsIptables(tools)
+    asyncio.run(backend.apply(netns_pid, "127.0.0.1", {"127.0.0.2": CUT}))
+
+    sent, received = exchange(
+        netns_pid, "127.0.0.2>127.0.0.1", "127.0.0.4>127.0.0.1", "127.0.0.1>127.0.0.2"
+    )
+    counters = in_netns(netns_pid, "iptables", "-w", "-S", CHAIN, "-v")
+
+    # INPUT drops the datagram after the sender's sendto has returned.
+    assert sent == [
+        "127.0.0.2>127.0.0.1 sent",
+        "127.0.0.4>127.0.0.1 sent",
+        "127.0.0.1>127.0.0.2 sent",
+    ]
+    # The cut link loses its datagram, and the reverse link is open.
+    assert received == [
+        "127.0.0.1>127.0.0.2 received",
+        "127.0.0.4>127.0.0.1 received",
+    ]
+    assert f"-A {CHAIN} -s 127.0.0.2/32 -p udp -c 1 " in counters
 
 
 def test_netns_failure_names_command(netns_pid: int) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from conformance import docker_runtime as docker_runtime_module
 from conformance import netem as netem_module
 from conformance.cluster import Cluster, Timing
 from conformance.config import apply_overrides, preset_config
@@ -34,7 +35,7 @@ from conformance.docker_runtime import (
 from conformance.errors import BuildError, DockerError
 from conformance.faults import LinkFault
 from conformance.harness import RunOptions, run_scenario
-from conformance.impls import PYTHON, default_registry
+from conformance.impls import PYTHON, RUST, default_registry
 from conformance.netem import (
     CHAIN,
     MAX_DISTINCT_FAULTS,
@@ -51,6 +52,7 @@ from conformance.scenario import parse_scenario
 from tests.conformance.conftest import in_ci
 
 CUT = LinkFault(loss=1.0)
+LOSS = LinkFault(loss=0.3)
 
 
 def netem_lines(commands: list[list[str]]) -> list[list[str]]:
@@ -262,12 +264,15 @@ def test_fault_tree_recognised() -> None:
 class RecordingBackend:
     """A LinkFaultBackend that records the faults it is asked to apply.
 
-    By default it acts as netem, whose tree goes with the interface.
+    As ``netem`` a node's namespace applies the faults of its outgoing
+    links, which go with the interface. As ``iptables`` it applies those of
+    its incoming links, which stay while the node is detached.
     """
 
-    def __init__(self, bound_to_interface: bool = True) -> None:
-        self.name = "netem" if bound_to_interface else "iptables"
-        self.bound_to_interface = bound_to_interface
+    def __init__(self, name: str = "netem") -> None:
+        self.name = name
+        self.bound_to_interface = name == "netem"
+        self.ingress = name == "iptables"
         self.trees: list[tuple[int, dict[str, LinkFault]]] = []
         self.fail_with: FaultUnavailable | None = None
 
@@ -307,12 +312,13 @@ class FakeNetwork:
 
 
 def fake_runtime(
-    *names: str, bound_to_interface: bool = True
+    *names: str, backend: str = "netem"
 ) -> tuple[DockerRuntime, RecordingBackend]:
+    """Return a runtime whose nodes nN have PID 100 + N and IP 172.29.5.1N."""
     runtime = DockerRuntime(client=None, run_id="test", run_name="netem-unit")
     runtime._node_subnet = ipaddress.IPv4Network("172.29.5.0/24")
     runtime._node_network = FakeNetwork()
-    recorder = RecordingBackend(bound_to_interface)
+    recorder = RecordingBackend(backend)
     runtime._backend = recorder
     for pid, name in enumerate(names, start=100):
         ip = runtime._ip(runtime._node_subnet, name)
@@ -359,7 +365,7 @@ def test_new_container_gets_faults_again() -> None:
         # What launch does for the new container of a restarted node.
         restarted: Any = FakeHandle("n0", 200, "172.29.5.10")
         runtime._handles["n0"] = restarted
-        runtime._trees.pop("n0", None)
+        runtime._applied.pop("n0", None)
         await runtime._apply_links("n0")
 
     asyncio.run(scenario())
@@ -386,26 +392,126 @@ def test_disconnected_node_gets_faults_on_connect() -> None:
     assert recorder.trees == [(100, {"172.29.5.11": CUT})]
 
 
-def test_iptables_rules_outlive_disconnect() -> None:
-    # The rules stay in the namespace, so a detached node gets its faults
-    # at once and connect has nothing to build again.
-    runtime, recorder = fake_runtime("n0", "n1", bound_to_interface=False)
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("netem", [(100, {"172.29.5.11": CUT, "172.29.5.12": LOSS})]),
+        ("iptables", [(101, {"172.29.5.10": CUT}), (102, {"172.29.5.10": LOSS})]),
+    ],
+)
+def test_faults_grouped_by_backend(
+    backend: str, expected: list[tuple[int, dict[str, LinkFault]]]
+) -> None:
+    # netem applies a link's fault in the source's namespace, keyed by the
+    # destination's IP, and iptables in the destination's, keyed by the
+    # source's IP.
+    runtime, recorder = fake_runtime("n0", "n1", "n2", backend=backend)
+
+    asyncio.run(runtime.set_links({("n0", "n1"): CUT, ("n0", "n2"): LOSS}))
+
+    assert recorder.trees == expected
+
+
+def test_iptables_set_links_builds_destinations() -> None:
+    runtime, recorder = fake_runtime("n0", "n1", "n2", backend="iptables")
+
+    async def scenario() -> None:
+        await runtime.set_links({("n0", "n1"): CUT})
+        await runtime.set_links({("n0", "n1"): CUT})
+        await runtime.set_links({("n0", "n1"): CUT, ("n2", "n1"): LOSS})
+
+    asyncio.run(scenario())
+
+    assert recorder.trees == [
+        (101, {"172.29.5.10": CUT}),
+        (101, {"172.29.5.10": CUT, "172.29.5.12": LOSS}),
+    ]
+
+
+def test_iptables_heal_clears_destinations() -> None:
+    runtime, recorder = fake_runtime("n0", "n1", "n2", backend="iptables")
+
+    async def scenario() -> None:
+        await runtime.set_links({("n0", "n1"): CUT, ("n0", "n2"): CUT})
+        # n1 has rules but no faulted link left, so it is cleared too.
+        await runtime.set_links({("n0", "n2"): CUT})
+        await runtime.set_links({})
+        await runtime.set_links({})
+
+    asyncio.run(scenario())
+
+    assert recorder.trees[2:] == [(101, {}), (102, {})]
+    assert runtime._applied == {}
+
+
+def test_iptables_restart_rebuilds_destination() -> None:
+    runtime, recorder = fake_runtime("n0", "n1", backend="iptables")
+
+    async def restart(name: str, pid: int) -> None:
+        # What launch does for the new container of a restarted node.
+        old = runtime._handles[name]
+        runtime._handles[name] = FakeHandle(name, pid, old.ip)  # type: ignore[assignment]
+        runtime._applied.pop(name, None)
+        await runtime._apply_links(name)
 
     async def scenario() -> list[tuple[int, dict[str, LinkFault]]]:
         await runtime.set_links({("n0", "n1"): CUT})
-        await runtime.disconnect("n0")
+        # The source's rules live in n1, so a new n0 needs none.
+        await restart("n0", 200)
+        after_source_restart = list(recorder.trees)
+        await restart("n1", 201)
+        return after_source_restart
+
+    after_source_restart = asyncio.run(scenario())
+
+    assert after_source_restart == [(101, {"172.29.5.10": CUT})]
+    assert recorder.trees == [
+        (101, {"172.29.5.10": CUT}),
+        (201, {"172.29.5.10": CUT}),
+    ]
+
+
+def test_iptables_rules_outlive_disconnect() -> None:
+    # The rules stay in the namespace, so a detached node gets its faults
+    # at once and connect has nothing to build again.
+    runtime, recorder = fake_runtime("n0", "n1", backend="iptables")
+
+    async def scenario() -> list[tuple[int, dict[str, LinkFault]]]:
         await runtime.set_links({("n0", "n1"): CUT})
-        await runtime.connect("n0")
+        await runtime.disconnect("n1")
+        await runtime.set_links({("n0", "n1"): CUT})
+        await runtime.connect("n1")
         applied_before_heal = list(recorder.trees)
-        await runtime.disconnect("n0")
+        await runtime.disconnect("n1")
         await runtime.set_links({})
-        await runtime.connect("n0")
+        await runtime.connect("n1")
         return applied_before_heal
 
     applied_before_heal = asyncio.run(scenario())
 
-    assert applied_before_heal == [(100, {"172.29.5.11": CUT})]
-    assert recorder.trees == [(100, {"172.29.5.11": CUT}), (100, {})]
+    assert applied_before_heal == [(101, {"172.29.5.10": CUT})]
+    assert recorder.trees == [(101, {"172.29.5.10": CUT}), (101, {})]
+
+
+def test_clear_links_select_no_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A launch applies the node's faults, so without this a docker run with
+    # no link faults would fail on a host that has neither backend.
+    runtime, _ = fake_runtime("n0", "n1")
+    runtime._backend = None
+
+    def no_backend() -> None:
+        raise FaultUnavailable("neither netem nor iptables")
+
+    monkeypatch.setattr(docker_runtime_module, "select_backend", no_backend)
+
+    async def scenario() -> None:
+        await runtime._apply_links("n0")
+        await runtime.set_links({("n0", "n1"): LinkFault()})
+        await runtime.set_links({})
+
+    asyncio.run(scenario())
+
+    assert runtime._backend is None
 
 
 def test_exited_container_is_skipped() -> None:
@@ -418,7 +524,7 @@ def test_exited_container_is_skipped() -> None:
 
     asyncio.run(runtime.set_links({("n0", "n1"): CUT}))
 
-    assert "n0" not in runtime._trees
+    assert "n0" not in runtime._applied
 
 
 def test_tc_failure_raised_for_running_node() -> None:
@@ -521,7 +627,7 @@ def dropped_by(stats: str, handle: str) -> int:
 def dropped_by_rule(rules: str, address: str) -> int:
     """Return the packet count of the drop rule for ``address`` in `iptables -S -v`."""
     match = re.search(
-        rf"^-A {CHAIN} -d {re.escape(address)}/32 -p udp .*-c (\d+) \d+ -j DROP$",
+        rf"^-A {CHAIN} -s {re.escape(address)}/32 -p udp .*-c (\d+) \d+ -j DROP$",
         rules,
         re.MULTILINE,
     )
@@ -532,30 +638,36 @@ def dropped_by_rule(rules: str, address: str) -> int:
 @pytest.mark.docker
 @pytest.mark.integration
 def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> None:
-    backend = select_backend().name
+    selected = select_backend()
+    backend = selected.name
+    # The node whose namespace drops the datagrams of the cut n0 -> n1.
+    holder = "n1" if selected.ingress else "n0"
     kind = DockerRuntimeKind(docker_client)
     runtime = kind.new_runtime("netem-cut")
     overrides = (("probe_period_ms", 300), ("probe_rtt_ms", 150))
     config = apply_overrides(preset_config("simple"), dict(overrides))
     timing = Timing(startup=60.0, reply=10.0, stop_grace=5.0)
     cluster = Cluster(tmp_path, "simple", overrides, config, timing, "1", runtime)
-    python = default_registry()[PYTHON]
+    registry = default_registry()
 
     async def scenario() -> dict[str, Any]:
         try:
-            first = await cluster.start_node("n0", python)
-            await cluster.start_node("n1", python, seeds=[first.bind])
+            # The sender is rust_peer, which logs every failed send.
+            first = await cluster.start_node("n0", registry[RUST])
+            await cluster.start_node("n1", registry[PYTHON], seeds=[first.bind])
             await runtime.set_links({("n0", "n1"): CUT})
             await asyncio.sleep(2.0)
-            cut = fault_stats(backend, cluster.node("n0").process.pid)
-            await cluster.kill("n0")
-            second = await cluster.restart("n0", renewed=False, seeds=[])
+            cut = fault_stats(backend, cluster.node(holder).process.pid)
+            sender_log = cluster.node("n0").process.log_tail(10_000)
+            await cluster.kill(holder)
+            second = await cluster.restart(holder, renewed=False, seeds=[])
             restarted = fault_stats(backend, second.process.pid)
             await runtime.set_links({})
             healed = fault_stats(backend, second.process.pid)
             return {
-                "n1": cluster.node("n1").bind.rsplit(":", 1)[0],
+                "n0": first.bind.rsplit(":", 1)[0],
                 "cut": cut,
+                "sender_log": sender_log,
                 "restarted": restarted,
                 "healed": healed,
             }
@@ -565,7 +677,12 @@ def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> N
 
     outcome = asyncio.run(scenario())
 
-    # n0 probes n1 every 300 ms, and each Ping to n1 is dropped.
+    # n0 probes n1 every 300 ms, and each Ping to n1 is dropped. Neither
+    # backend fails the sender's sendto: netem_enqueue in the kernel's
+    # net/sched/sch_netem.c returns NET_XMIT_SUCCESS for a datagram that it
+    # loses, and iptables drops on receipt.
+    assert "node ready" in outcome["sender_log"]
+    assert "failed to send a UDP datagram" not in outcome["sender_log"]
     if backend == "netem":
         assert dropped_by(outcome["cut"], "30:") >= 3
         assert "loss 100%" in outcome["restarted"]
@@ -573,10 +690,10 @@ def test_cut_drops_and_survives_restart(docker_client: Any, tmp_path: Path) -> N
         assert "qdisc prio 1:" not in outcome["healed"]
         assert "netem" not in outcome["healed"]
     else:
-        cut_rule = f"-A {CHAIN} -d {outcome['n1']}/32 -p udp -c "
-        assert dropped_by_rule(outcome["cut"], outcome["n1"]) >= 3
-        # The new container's namespace has the jump and the rule again.
-        jump = re.compile(rf"^-A OUTPUT -c \d+ \d+ -j {CHAIN}$", re.MULTILINE)
+        cut_rule = f"-A {CHAIN} -s {outcome['n0']}/32 -p udp -c "
+        assert dropped_by_rule(outcome["cut"], outcome["n0"]) >= 3
+        # The restarted destination's namespace has the jump and the rule again.
+        jump = re.compile(rf"^-A INPUT -c \d+ \d+ -j {CHAIN}$", re.MULTILINE)
         assert jump.search(outcome["restarted"]) is not None
         assert cut_rule in outcome["restarted"]
         assert CHAIN not in outcome["healed"]
