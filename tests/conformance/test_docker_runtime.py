@@ -43,8 +43,16 @@ from tests.conformance.conftest import in_ci
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 SCENARIOS = load_scenarios()
-# One scenario per fault: none, SIGKILL, the freezer, a network cut.
-DOCKER_SCENARIOS = ("converge", "crash_detect", "pause_refute", "disconnect")
+# One scenario per fault: none, SIGKILL, the freezer, a network cut, a
+# one-way link cut and partitions (iptables or netem in the namespaces).
+DOCKER_SCENARIOS = (
+    "converge",
+    "crash_detect",
+    "pause_refute",
+    "disconnect",
+    "one_way_link",
+    "partition_heal",
+)
 MIXES = ("python", "rust", "mixed")
 SEED = os.environ.get("SWIM_CONFORMANCE_SEED") or str(secrets.randbelow(2**32))
 
