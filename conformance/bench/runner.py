@@ -224,6 +224,14 @@ def _add_udp_soak_options(parser: argparse.ArgumentParser) -> None:
         " of false downs (default: 20, quick 2)",
     )
     parser.add_argument(
+        "--swim-protocol-nodes-per-process",
+        type=int,
+        default=1,
+        metavar="N",
+        help="swim-protocol nodes in each host process of the udp section;"
+        " 0 puts all of them in one process (default: 1)",
+    )
+    parser.add_argument(
         "--swim-protocol-venv",
         type=Path,
         default=Path.home() / ".cache" / "swim_py-bench" / "swim-protocol-venv",
@@ -333,6 +341,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.impls,
                 rust_peer=rust_peer,
                 swim_protocol_python=swim_protocol_python,
+                swim_protocol_nodes_per_process=(
+                    args.swim_protocol_nodes_per_process or None
+                ),
                 timing=timing,
                 log_dir=log_dir,
                 cwd=log_dir,

@@ -9,8 +9,10 @@ latency. How the nodes run:
 
 - swim_py: all nodes in one asyncio process (``swim_py_host``).
 - rust_peer: one process per node, standalone, its events read from stderr.
-- swim-protocol: all nodes in one asyncio process (``swim_protocol_host``)
-  run by the interpreter of a separate virtual environment.
+- swim-protocol: ``swim_protocol_host`` processes run by the interpreter of
+  a separate virtual environment, one node per process by default. All in
+  one process, its thread pools (one per node) contend for the GIL and the
+  process saturates a core at about 30 nodes.
 
 ``soak`` runs swim_py clusters of growing size in one process, bootstrapped
 with ``Swim.apply_many`` instead of announces, and checks that no node is
@@ -123,33 +125,33 @@ class Cluster:
         raise NotImplementedError
 
 
-class HostCluster(Cluster):
-    """Nodes in host processes that speak the ``swim_py_host`` JSON lines."""
+class _HostProcess:
+    """One host process that speaks the ``swim_py_host`` JSON lines."""
 
     def __init__(
         self,
         name: str,
         command: list[str],
-        ports: list[int],
-        cluster_size: int,
-        bootstrap: str,
+        spec: dict[str, Any],
+        events: ClusterEvents,
+        log: Any,
         log_path: Path,
-        cwd: Path | None = None,
+        cwd: Path | None,
     ) -> None:
-        super().__init__(ports, cluster_size)
         self.name = name
+        self.ports: list[int] = spec["ports"]
         self._command = command
-        self._bootstrap = bootstrap
+        self._spec = spec
+        self._events = events
+        self._log = log
         self._log_path = log_path
         self._cwd = cwd
-        self._process: asyncio.subprocess.Process | None = None
+        self.process: asyncio.subprocess.Process | None = None
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
-        self._log: Any = None
 
     async def start(self) -> None:
-        self._log = open(self._log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self._process = await asyncio.create_subprocess_exec(
+        self.process = await asyncio.create_subprocess_exec(
             *self._command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -158,33 +160,26 @@ class HostCluster(Cluster):
             limit=2**20,
         )
         self._reader = asyncio.create_task(self._read_lines())
-        spec = {
-            "ports": self.ports,
-            "cluster_size": self.cluster_size,
-            "seed_port": self.ports[0],
-            "bootstrap": self._bootstrap,
-            "member_ports": self.ports,
-        }
-        await self._send(spec)
+        await self._send(self._spec)
         ready = await self._reply("ready", timeout=120 + 0.2 * len(self.ports))
         logger.info("%s host ready with %s nodes", self.name, ready.get("nodes"))
 
     async def _send(self, line: dict[str, Any]) -> None:
-        assert self._process is not None and self._process.stdin is not None
-        self._process.stdin.write((json.dumps(line) + "\n").encode())
-        await self._process.stdin.drain()
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write((json.dumps(line) + "\n").encode())
+        await self.process.stdin.drain()
 
     async def _read_lines(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        while raw := await self._process.stdout.readline():
+        assert self.process is not None and self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
             line = json.loads(raw)
             kind = line.get("type")
             if kind == "down":
-                self.events.downs.append(
+                self._events.downs.append(
                     DownEvent(line["observer"], line["member"], line["ts"])
                 )
             elif kind == "suspect":
-                self.events.suspects += 1
+                self._events.suspects += 1
             else:
                 await self._replies.put(line)
         await self._replies.put({"type": "exited"})
@@ -213,11 +208,8 @@ class HostCluster(Cluster):
         line = await self._reply("killed", timeout=60)
         return float(line["ts"])
 
-    def pids(self) -> list[int]:
-        return [] if self._process is None else [self._process.pid]
-
     async def stop(self) -> None:
-        process = self._process
+        process = self.process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ConnectionError, AssertionError):
                 await self._send({"op": "stop"})
@@ -229,6 +221,72 @@ class HostCluster(Cluster):
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 5)
+
+
+class HostCluster(Cluster):
+    """Nodes in host processes, ``nodes_per_process`` each (None: all in one)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        ports: list[int],
+        cluster_size: int,
+        bootstrap: str,
+        log_path: Path,
+        cwd: Path | None = None,
+        nodes_per_process: int | None = None,
+    ) -> None:
+        super().__init__(ports, cluster_size)
+        self.name = name
+        self._command = command
+        self._bootstrap = bootstrap
+        self._log_path = log_path
+        self._cwd = cwd
+        self._group_size = nodes_per_process or len(ports)
+        self._hosts: list[_HostProcess] = []
+        self._log: Any = None
+
+    async def start(self) -> None:
+        self._log = open(self._log_path, "ab")  # noqa: SIM115 (closed in stop)
+        for first in range(0, len(self.ports), self._group_size):
+            spec = {
+                "ports": self.ports[first : first + self._group_size],
+                "cluster_size": self.cluster_size,
+                "seed_port": self.ports[0],
+                "bootstrap": self._bootstrap,
+                "member_ports": self.ports,
+            }
+            self._hosts.append(
+                _HostProcess(
+                    self.name,
+                    self._command,
+                    spec,
+                    self.events,
+                    self._log,
+                    self._log_path,
+                    self._cwd,
+                )
+            )
+        await asyncio.gather(*(host.start() for host in self._hosts))
+
+    async def member_counts(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for part in await asyncio.gather(
+            *(host.member_counts() for host in self._hosts)
+        ):
+            counts.update(part)
+        return counts
+
+    async def kill(self, port: int) -> float:
+        host = next(host for host in self._hosts if port in host.ports)
+        return await host.kill(port)
+
+    def pids(self) -> list[int]:
+        return [host.process.pid for host in self._hosts if host.process is not None]
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(host.stop() for host in self._hosts))
         if self._log is not None:
             self._log.close()
 
@@ -545,8 +603,10 @@ def _cluster_factory(
     *,
     rust_peer: Path | None,
     swim_protocol_python: Path | None,
+    swim_protocol_nodes_per_process: int | None,
 ) -> Callable[[list[int]], Cluster] | str:
     """Return a function that builds the cluster, or why it cannot be built."""
+    nodes_per_process = None
     if name == "swim_py":
         command = python_host_command()
     elif name == "swim_protocol":
@@ -554,6 +614,7 @@ def _cluster_factory(
             return "swim-protocol is not installed"
         script = Path(__file__).with_name("swim_protocol_host.py")
         command = [str(swim_protocol_python), str(script)]
+        nodes_per_process = swim_protocol_nodes_per_process
     elif name == "rust_peer":
         if rust_peer is None:
             return "rust_peer is not built"
@@ -562,7 +623,7 @@ def _cluster_factory(
     else:
         raise ValueError(f"unknown implementation {name!r}")
     return lambda ports: HostCluster(
-        name, command, ports, size, "announce", log_path, cwd
+        name, command, ports, size, "announce", log_path, cwd, nodes_per_process
     )
 
 
@@ -572,6 +633,7 @@ async def run_udp_section(
     *,
     rust_peer: Path | None,
     swim_protocol_python: Path | None,
+    swim_protocol_nodes_per_process: int | None,
     timing: UdpTiming,
     log_dir: Path,
     cwd: Path,
@@ -589,6 +651,7 @@ async def run_udp_section(
                 cwd,
                 rust_peer=rust_peer,
                 swim_protocol_python=swim_protocol_python,
+                swim_protocol_nodes_per_process=swim_protocol_nodes_per_process,
             )
             if isinstance(make, str):
                 results[name] = {"implementation": name, "error": make}
@@ -602,7 +665,9 @@ async def run_udp_section(
         "layout": {
             "swim_py": "all nodes in one asyncio process",
             "rust_peer": "one process per node",
-            "swim_protocol": "all nodes in one asyncio process",
+            "swim_protocol": "all nodes in one asyncio process"
+            if swim_protocol_nodes_per_process is None
+            else f"{swim_protocol_nodes_per_process} nodes per asyncio process",
         },
         "runs": runs,
     }
