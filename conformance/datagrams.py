@@ -211,7 +211,7 @@ def build_update(
 ) -> bytes:
     """Build a valid Gossip from ``sender`` to ``target`` with one member update.
 
-    The update says that ``about`` is in ``state`` at ``incarnation``. The
+    The update puts ``about`` in ``state`` at ``incarnation``. The
     header's own incarnation is 0, which is never newer than what the
     target knows about the sender.
     """

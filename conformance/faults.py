@@ -12,8 +12,8 @@ the address of a ``FaultRelay`` socket instead, so every datagram that a
 node sends to another passes through the harness. The relay identifies the
 sender by the source port (the sender's bound port), applies the link's
 fault and forwards the datagram from the sender's relay socket to the
-receiver's bound port. So each node sees datagrams come from the other
-nodes' advertised addresses, and sees no difference apart from the faults.
+receiver's bound port. So datagrams reach each node from the other
+nodes' advertised addresses, unchanged apart from the faults.
 A disconnected node is isolated: the relay drops all its datagrams both
 ways. The docker runtime applies the same model inside the containers'
 network namespaces (docker_runtime.py and netem.py).

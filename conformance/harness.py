@@ -439,7 +439,7 @@ class ScenarioRun:
             )
 
     async def _members_of_running(self) -> dict[str, MembersReply]:
-        # A paused node cannot answer; only expect_down may run meanwhile.
+        # A paused node cannot reply, and only expect_down may run meanwhile.
         nodes = [node for node in self.cluster.running() if not node.process.paused]
         replies = await asyncio.gather(
             *(self.cluster.members(node.name) for node in nodes)

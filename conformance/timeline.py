@@ -1,8 +1,8 @@
 """What a scenario run looked like over time: fault windows, samples, traffic.
 
 ``FaultWindows`` records when each node was out (killed, stopped, paused or
-disconnected) and when each link was cut. From that it tells which
-``member_down`` events no fault explains: the false positives of a run.
+disconnected) and when each link was cut. From that it finds the
+``member_down`` events that no fault explains: the false positives of a run.
 
 ``TimelineSampler`` asks every running node for its member list at a fixed
 interval while the run goes on, and draws the counts of alive, suspect and
@@ -73,7 +73,7 @@ class FaultWindows:
         return False
 
     def _link_was_cut(self, name: str, start: float, end: float) -> bool:
-        """Whether any link from or to node ``name`` was cut between the times."""
+        """Return whether a link from or to node ``name`` was cut between the times."""
         for index, (at, cut) in enumerate(self._cuts):
             until = self._cuts[index + 1][0] if index + 1 < len(self._cuts) else None
             overlaps = at <= end and (until is None or until >= start)
