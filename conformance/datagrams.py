@@ -212,8 +212,8 @@ def build_update(
     """Build a valid Gossip from ``sender`` to ``target`` with one member update.
 
     The update puts ``about`` in ``state`` at ``incarnation``. The
-    header's own incarnation is 0, which is never newer than what the
-    target knows about the sender.
+    header's own incarnation is 0, which is never newer than the
+    target's record of the sender.
     """
     header = _header(swim_identity(sender), swim_identity(target), Gossip())
     member = Member(swim_identity(about), incarnation, _STATES[state])

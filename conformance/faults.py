@@ -165,7 +165,7 @@ class LinkFaults:
         return dict(self.links)
 
     def describe(self) -> list[str]:
-        """One line per distinct fault, naming its links (or their count)."""
+        """Return one line per distinct fault, naming its links (or their count)."""
         groups: dict[LinkFault, list[Link]] = {}
         for link, fault in sorted(self.links.items()):
             groups.setdefault(fault, []).append(link)
@@ -238,7 +238,7 @@ class FaultRelay:
     """One UDP socket per node on 127.0.0.1 that forwards datagrams with faults.
 
     ``add_node`` opens the socket that the node advertises; ``set_target``
-    tells the relay the node's bound address once it runs. Datagrams for a
+    records the node's bound address once it runs. Datagrams for a
     node whose target is unknown, and datagrams to a port that no node owns
     anymore, are lost.
     """
@@ -297,17 +297,19 @@ class FaultRelay:
             counters = self.counters[src] = LinkCounters()
         counters.datagrams += 1
         counters.bytes += len(data)
+
         target = self._targets.get(dst)
         if target is None or src in self._isolated or dst in self._isolated:
             counters.dropped += 1
             return
-        # The copy leaves from the sender's own relay socket, so the receiver
-        # sees it come from the address the sender advertises.
+        # The copy leaves from the sender's own relay socket, so it reaches the
+        # receiver from the address that the sender advertises.
         via = src if src in self._protocols else dst
         fault = self._faults.get((src, dst))
         if fault is None:
             self._send(via, data, target)
             return
+
         delays = fault.delays(self._rng)
         if not delays:
             counters.dropped += 1

@@ -831,7 +831,7 @@ class ScenarioRun:
 
         def observes(observer: str) -> bool:
             # A disconnected or partitioned node is still running, but it is
-            # the target; in a partition only the other side sees it down.
+            # the target. In a partition only the other side declares it down.
             if observer == step.node:
                 return False
             if not any(fault.cut for fault in self.faults.links.values()):

@@ -50,7 +50,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -369,6 +369,35 @@ class LinkFaultBackend(Protocol):
         ...
 
 
+def _netns_prefix(nsenter: str, pid: int) -> list[str]:
+    """Return the command prefix that runs a program in ``pid``'s network namespace."""
+    return [nsenter, "-t", str(pid), "-n"]
+
+
+async def _run_checked(
+    argv: list[str],
+    stdin: str | None,
+    failed_line: Callable[[str], str],
+    hint: Callable[[str], str] | None = None,
+) -> str:
+    """Run ``argv`` in a worker thread and return its stdout.
+
+    Raises FaultUnavailable with the command, the input line that failed
+    (from ``failed_line``), the status, stderr and, with ``hint``, a hint.
+    """
+    completed = await asyncio.to_thread(_run, argv, stdin)
+    if completed.returncode == 0:
+        return completed.stdout
+    stderr = completed.stderr.strip()
+    message = (
+        f"`{' '.join(argv)}` failed{failed_line(stderr)} with status "
+        f"{completed.returncode}: {stderr or 'no output'}"
+    )
+    if hint is not None:
+        message += f"; {hint(stderr)}"
+    raise FaultUnavailable(message)
+
+
 class NetnsTc:
     """Runs ip and tc in the network namespace of a process on this host.
 
@@ -385,17 +414,15 @@ class NetnsTc:
         self.tools = tools
 
     def _netns(self, pid: int) -> list[str]:
-        return [self.tools.nsenter, "-t", str(pid), "-n"]
+        return _netns_prefix(self.tools.nsenter, pid)
 
     async def _check(self, argv: list[str], stdin: str | None = None) -> str:
-        completed = await asyncio.to_thread(_run, argv, stdin)
-        if completed.returncode != 0:
-            stderr = completed.stderr.strip()
-            raise FaultUnavailable(
-                f"`{' '.join(argv)}` failed{_failed_line(stderr, stdin)} with status "
-                f"{completed.returncode}: {stderr or 'no output'}; {_hint(stderr)}"
-            )
-        return completed.stdout
+        return await _run_checked(
+            argv,
+            stdin,
+            lambda stderr: _failed_line(stderr, stdin),
+            _hint,
+        )
 
     async def device(self, pid: int, address: str) -> str | None:
         """Return the interface that has ``address`` in ``pid``'s namespace."""
@@ -642,17 +669,12 @@ class NetnsIptables:
         self.tools = tools
 
     def _netns(self, pid: int) -> list[str]:
-        return [self.tools.nsenter, "-t", str(pid), "-n"]
+        return _netns_prefix(self.tools.nsenter, pid)
 
     async def _check(self, argv: list[str], stdin: str | None = None) -> str:
-        completed = await asyncio.to_thread(_run, argv, stdin)
-        if completed.returncode != 0:
-            stderr = completed.stderr.strip()
-            raise FaultUnavailable(
-                f"`{' '.join(argv)}` failed{_restore_failed_line(stderr, stdin)} "
-                f"with status {completed.returncode}: {stderr or 'no output'}"
-            )
-        return completed.stdout
+        return await _run_checked(
+            argv, stdin, lambda stderr: _restore_failed_line(stderr, stdin)
+        )
 
     async def apply(
         self, pid: int, address: str, faults: Mapping[str, LinkFault]

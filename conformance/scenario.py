@@ -325,8 +325,8 @@ class ExpectPartitionedStep:
 @dataclass(frozen=True)
 class ExpectStableStep:
     """For the whole window no running node emits member_down, member_up or
-    rename, and no node receives a datagram of ``types``; then every
-    running node lists every other as alive."""
+    rename, and no node receives a datagram of ``types``. Then every
+    running node must list every other as alive."""
 
     during: Bound
     types: tuple[str, ...] = ()

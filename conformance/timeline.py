@@ -4,7 +4,7 @@
 disconnected) and when each link was cut. From that it finds the
 ``member_down`` events that no fault explains: the false positives of a run.
 
-``TimelineSampler`` asks every running node for its member list at a fixed
+``TimelineSampler`` requests every running node's member list at a fixed
 interval while the run goes on, and draws the counts of alive, suspect and
 down members per node as a PNG (timeline_png.py), with the run's action
 steps as markers.
@@ -150,7 +150,7 @@ class TimelineSampler:
         self._interval = interval
         self._reply_timeout = reply_timeout
         self._task: asyncio.Task[None] | None = None
-        # Per node: (wall-clock time, counts or None when it could not answer).
+        # Per node: (wall-clock time, counts or None when it did not reply).
         self.samples: dict[str, list[tuple[float, Counts | None]]] = {}
 
     def start(self) -> None:
@@ -192,7 +192,7 @@ class TimelineSampler:
                         down += 1
                 counts = (alive, suspect, down)
         series = self.samples.setdefault(name, [])
-        # One "no data" sample stands for a whole stretch without answers.
+        # One "no data" sample marks a whole stretch without replies.
         if counts is None and series and series[-1][1] is None:
             return
         series.append((time.time(), counts))
@@ -241,7 +241,7 @@ def traffic_summary(
     """Datagrams (and bytes, when the relay counted them) per node per second.
 
     The relay counts what each node sent, faults applied or not. Without a
-    relay, the sum of what the nodes decoded and accepted stands in, so
+    relay, the sum of what the nodes decoded and accepted is used instead, so
     lost and rejected datagrams are missing from it.
     """
     seconds = max(seconds, 0.001)
