@@ -21,7 +21,8 @@ import socket
 from dataclasses import dataclass
 
 from conformance.contract import Identity
-from swim_py.codec import ProtobufCodec
+from swim_py.codec import ProtobufCodec, decode_varint, encode_varint
+from swim_py.errors import DecodeError
 from swim_py.identity import Address
 from swim_py.identity import Identity as SwimIdentity
 from swim_py.payload import (
@@ -199,7 +200,31 @@ def build_datagram(
 # The largest incarnation on the wire: foca's Incarnation is a u16.
 MAX_INCARNATION = 65535
 
+# Fields that swim.v1 does not define, appended to a message body by
+# ``unknown_fields``: field 100 as a varint (1) and field 101 as 3 bytes.
+# A receiver that follows protobuf's rules skips both.
+UNKNOWN_FIELDS = b"\xa0\x06\x01" + b"\xaa\x06\x03new"
+
 _STATES = {"alive": State.ALIVE, "suspect": State.SUSPECT, "down": State.DOWN}
+
+
+def with_unknown_fields(delimited: bytes) -> bytes:
+    """Append UNKNOWN_FIELDS to a length-delimited message and fix its length.
+
+    ``delimited`` is one message as the datagram carries it: a varint
+    length, then exactly that many bytes of body.
+    """
+    try:
+        length, offset = decode_varint(delimited, 0)
+    except DecodeError as error:
+        raise ValueError(f"invalid length prefix in {delimited.hex()}") from error
+    body = delimited[offset:]
+    if len(body) != length:
+        raise ValueError(
+            f"length prefix {length} does not match the {len(body)}-byte body"
+        )
+    body += UNKNOWN_FIELDS
+    return encode_varint(len(body)) + body
 
 
 def build_update(
@@ -208,16 +233,22 @@ def build_update(
     about: Identity,
     state: str,
     incarnation: int,
+    unknown_fields: bool = False,
 ) -> bytes:
     """Build a valid Gossip from ``sender`` to ``target`` with one member update.
 
     The update puts ``about`` in ``state`` at ``incarnation``. The
     header's own incarnation is 0, which is never newer than the
-    target's record of the sender.
+    target's record of the sender. With ``unknown_fields`` the Header and
+    the Member each end with UNKNOWN_FIELDS.
     """
     header = _header(swim_identity(sender), swim_identity(target), Gossip())
     member = Member(swim_identity(about), incarnation, _STATES[state])
-    return header + _count(1) + _CODEC.encode_member(member)
+    encoded_member = _CODEC.encode_member(member)
+    if unknown_fields:
+        header = with_unknown_fields(header)
+        encoded_member = with_unknown_fields(encoded_member)
+    return header + _count(1) + encoded_member
 
 
 class DatagramSender:

@@ -719,7 +719,12 @@ class ScenarioRun:
         sender_identity = (await self.cluster.members(sender.name)).identity
         about = (await self.cluster.members(step.about)).identity
         data = build_update(
-            target_identity, sender_identity, about, step.state, step.incarnation
+            target_identity,
+            sender_identity,
+            about,
+            step.state,
+            step.incarnation,
+            unknown_fields=step.unknown_fields,
         )
         if self.datagrams is None:
             self.datagrams = self.cluster.runtime.datagram_sender()
@@ -727,13 +732,16 @@ class ScenarioRun:
         # expect_rejoined checks a node that had to give up its identity.
         self.down_identity[step.about] = about
         self.restart_began[step.about] = sent_at
-        self.datagrams.send(data, target.bind)
+        for _ in range(step.repeat):
+            self.datagrams.send(data, target.bind)
         logger.info(
-            "sent %s a Gossip saying %s is %s at incarnation %d",
+            "sent %s %d Gossip(s) saying %s is %s at incarnation %d%s",
             step.node,
+            step.repeat,
             about,
             step.state,
             step.incarnation,
+            " with unknown fields" if step.unknown_fields else "",
         )
         self._mark(sent_at)
 

@@ -258,13 +258,18 @@ class SendUpdateStep:
 
     The update names ``about``'s current identity with ``state`` and
     ``incarnation``. The header's ``src`` is another running node of the
-    target's implementation, as for send_datagram.
+    target's implementation, as for send_datagram. With ``unknown_fields``
+    the Header and the Member each carry fields that the schema does not
+    define, which a receiver must skip. ``repeat`` sends the same bytes
+    that many times, as a replay would.
     """
 
     node: str
     about: str
     state: str
     incarnation: int
+    unknown_fields: bool = False
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -887,8 +892,8 @@ def _member_state(value: Any, what: str, ctx: _Context) -> str:
 
 
 def _parse_send_update(args: dict[str, Any], what: str, ctx: _Context) -> Step:
-    keys = {"node", "about", "state", "incarnation"}
-    _check_keys(args, keys, keys, what, ctx)
+    required = {"node", "about", "state", "incarnation"}
+    _check_keys(args, required | {"unknown_fields", "repeat"}, required, what, ctx)
     node = ctx.running_node(args["node"], what)
     about = ctx.running_node(args["about"], what)
     if len(ctx.running) < 2:
@@ -901,6 +906,10 @@ def _parse_send_update(args: dict[str, Any], what: str, ctx: _Context) -> Step:
         about=about,
         state=_member_state(args["state"], f"{what}: 'state'", ctx),
         incarnation=_incarnation(args["incarnation"], f"{what}: 'incarnation'", ctx),
+        unknown_fields=_bool(
+            args.get("unknown_fields", False), f"{what}: 'unknown_fields'", ctx
+        ),
+        repeat=_positive_int(args.get("repeat", 1), f"{what}: 'repeat'", ctx, 100),
     )
 
 

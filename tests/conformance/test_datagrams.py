@@ -9,10 +9,15 @@ import pytest
 from conformance.contract import Identity
 from conformance.datagrams import (
     DATAGRAM_KINDS,
+    UNKNOWN_FIELDS,
     DatagramSender,
     build_datagram,
+    build_update,
     swim_identity,
+    with_unknown_fields,
 )
+from swim_py.codec import ProtobufCodec
+from swim_py.codec.datagram import decode_datagram
 from swim_py.core import SwimCore
 from swim_py.errors import SwimError
 from swim_py.events import DataReceived
@@ -91,6 +96,45 @@ def test_garbage_is_fixed() -> None:
 def test_unknown_kind_raises_key_error() -> None:
     with pytest.raises(KeyError):
         build_datagram("noise", TARGET, SENDER, MAX_PACKET_SIZE)
+
+
+def test_with_unknown_fields_extends_length_prefix() -> None:
+    body = bytes(200)
+    delimited = b"\xc8\x01" + body
+
+    extended = with_unknown_fields(delimited)
+
+    length = 200 + len(UNKNOWN_FIELDS)
+    assert (
+        extended == bytes([length & 0x7F | 0x80, length >> 7]) + body + UNKNOWN_FIELDS
+    )
+
+
+@pytest.mark.parametrize("delimited", [b"", b"\x80", b"\x03ab", b"\x01ab"])
+def test_with_unknown_fields_rejects_bad_prefix(delimited: bytes) -> None:
+    with pytest.raises(ValueError):
+        with_unknown_fields(delimited)
+
+
+def test_update_with_unknown_fields_decodes_as_plain() -> None:
+    codec = ProtobufCodec()
+    args = (TARGET, SENDER, TARGET, "suspect", 1)
+    plain = build_update(*args)
+    extended = build_update(*args, unknown_fields=True)
+
+    assert len(extended) == len(plain) + 2 * len(UNKNOWN_FIELDS)
+    assert decode_datagram(codec, extended) == decode_datagram(codec, plain)
+
+
+def test_replayed_suspicion_refuted_once() -> None:
+    core = connected_core()
+    core.take_outputs()
+    data = build_update(TARGET, SENDER, TARGET, "suspect", 0, unknown_fields=True)
+
+    for _ in range(3):
+        core.handle_data(data)
+
+    assert core.incarnation == 1
 
 
 def test_sender_delivers_to_local_socket() -> None:

@@ -35,6 +35,7 @@ from conformance.scenario import (
     PauseStep,
     ResumeStep,
     SendDatagramStep,
+    SendUpdateStep,
     StartStep,
     load_scenario,
     load_scenarios,
@@ -297,6 +298,69 @@ def test_send_datagram_and_expect_errors_parse() -> None:
     assert isinstance(steps[3], ExpectErrorsStep)
     assert steps[3].error_class == "decode"
     assert steps[3].at_least == 5
+
+
+def test_send_update_parses_replay_and_unknown_fields() -> None:
+    data = with_steps(
+        {
+            "send_update": {
+                "node": "n0",
+                "about": "n0",
+                "state": "suspect",
+                "incarnation": 1,
+                "unknown_fields": True,
+                "repeat": 3,
+            }
+        },
+    )
+
+    step = parse_scenario(data, "sample.yaml").steps[2]
+
+    assert step == SendUpdateStep(
+        node="n0",
+        about="n0",
+        state="suspect",
+        incarnation=1,
+        unknown_fields=True,
+        repeat=3,
+    )
+
+
+def test_send_update_defaults_to_one_plain_copy() -> None:
+    data = with_steps(
+        {
+            "send_update": {
+                "node": "n0",
+                "about": "n1",
+                "state": "alive",
+                "incarnation": 0,
+            }
+        }
+    )
+
+    step = parse_scenario(data, "sample.yaml").steps[2]
+
+    assert isinstance(step, SendUpdateStep)
+    assert step.unknown_fields is False
+    assert step.repeat == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"unknown_fields": "yes"}, "'unknown_fields' must be true or false"),
+        ({"repeat": 0}, "'repeat' must be a positive integer"),
+        ({"repeat": 101}, "'repeat'"),
+        ({"replay": 2}, "replay"),
+    ],
+)
+def test_send_update_rejects_bad_options(extra: dict[str, Any], message: str) -> None:
+    args = {"node": "n0", "about": "n1", "state": "alive", "incarnation": 0, **extra}
+
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(with_steps({"send_update": args}), "sample.yaml")
+
+    assert message in str(caught.value)
 
 
 def test_disconnect_and_connect_parse() -> None:
