@@ -192,6 +192,9 @@ class Swim:
         self._stopped: asyncio.Event | None = None
         self._running = False
         self._reannounce_generation = 0
+        # The core's connection state after the last _drain, to notice when
+        # the node falls back to disconnected.
+        self._last_connection_state = ConnectionState.DISCONNECTED
         self._events = _EventStream()
         self._tasks: set[asyncio.Task[None]] = set()
         self.error_counts: Counter[str] = Counter()
@@ -260,6 +263,7 @@ class Swim:
             self._rng,
             broadcast_handler=self._broadcast_handler,
         )
+        self._last_connection_state = self._core.connection_state
         self._transport.set_receiver(self._on_datagram)
         logger.info("swim node starting identity=%s", identity)
         try:
@@ -307,12 +311,19 @@ class Swim:
         if self._discovery is None:
             return
         await self._announce_to_discovered()
+        self._restart_reannounce()
+        self._arm_timer()
+
+    def _restart_reannounce(self) -> None:
+        # Start the doubling re-announce over; a cadence already queued
+        # stops at its next tick because its generation is stale.
+        if self._discovery is None:
+            return
         self._reannounce_generation += 1
         self._push_timer(
             _Reannounce(_FIRST_REANNOUNCE_DELAY, self._reannounce_generation),
             _FIRST_REANNOUNCE_DELAY,
         )
-        self._arm_timer()
 
     async def _announce_to_discovered(self) -> None:
         if self._discovery is None or self._core is None:
@@ -467,6 +478,18 @@ class Swim:
             self._push_timer(schedule.timer, schedule.delay)
         for notification in outputs.notifications:
             self._notify(notification)
+        state = core.connection_state
+        if (
+            state is ConnectionState.DISCONNECTED
+            and self._last_connection_state is not ConnectionState.DISCONNECTED
+        ):
+            # The node lost its last member (Idle) or changed its identity
+            # (renew, or a rejoin after TurnUndead), which stops the core's
+            # periodic timers. When every member renewed at once, each one's
+            # gossip went to identities that no longer exist, so only an
+            # Announce, which is accepted by address, reconnects them.
+            self._restart_reannounce()
+        self._last_connection_state = state
         self._arm_timer()
 
     def _push_timer(self, timer: Timer | _Reannounce, delay: float) -> None:
@@ -501,13 +524,6 @@ class Swim:
             self.received_counts[text][name] += 1
             return
         event = _to_event(notification)
-        if isinstance(notification, Idle) and self._discovery is not None:
-            # Lost every member: go back to announcing to the discovery peers.
-            self._reannounce_generation += 1
-            self._push_timer(
-                _Reannounce(_FIRST_REANNOUNCE_DELAY, self._reannounce_generation),
-                _FIRST_REANNOUNCE_DELAY,
-            )
         if event is not None:
             if event.kind in (EventKind.ACTIVE, EventKind.IDLE, EventKind.DEFUNCT):
                 logger.info(

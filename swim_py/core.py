@@ -313,6 +313,13 @@ class SwimCore:
         and backlogs are kept. The instance is disconnected until a message
         addressed to ``new`` is accepted. Raises SameIdentityError if ``new``
         is the current identity.
+
+        The core sends nothing more on its own until then. When every member
+        changes identity at about the same time (a TurnUndead exchange after
+        a partition), each gossip goes to an identity that no longer exists
+        and is dropped, so the driver must announce again, as ``Swim`` does
+        to its discovery peers. ``Rejoin`` is emitted after this method
+        when a TurnUndead made the core renew.
         """
         if new == self._identity:
             raise SameIdentityError(f"already using identity {new}")

@@ -195,6 +195,44 @@ def test_run_stop_run_rejoins_on_one_instance() -> None:
     run(scenario)
 
 
+def test_simultaneous_renew_reconnects_through_announce() -> None:
+    # Both nodes renew before either's gossip arrives, so each gossip names
+    # the other's old identity and is dropped. Only the driver's re-announce
+    # to its discovery peer, which is accepted by address, reconnects them.
+    async def scenario() -> None:
+        nodes = await start_cluster(2)
+        try:
+            await converged(nodes)
+            # Three probe periods connected outlast the start-up re-announce,
+            # which stops at its first tick after the node connected.
+            await wait_until(
+                lambda: all(
+                    sum(c["ping"] for c in node.swim.received_counts.values()) >= 3
+                    for node in nodes
+                ),
+                detection_bound(FAST),
+                "three pings at each node",
+            )
+            renewed = [node.swim.renew() for node in nodes]
+            for node in nodes:
+                assert node.swim.connection_state is ConnectionState.DISCONNECTED
+
+            def reconnected() -> bool:
+                return all(
+                    node.swim.connection_state is ConnectionState.CONNECTED
+                    and other_id in {m.id for m in node.swim.members()}
+                    for node, other_id in zip(nodes, reversed(renewed), strict=True)
+                )
+
+            await wait_until(
+                reconnected, detection_bound(FAST), "both renewed nodes to reconnect"
+            )
+        finally:
+            await shutdown(nodes)
+
+    run(scenario)
+
+
 def test_malformed_datagram_is_counted_not_fatal() -> None:
     async def scenario() -> None:
         nodes = await start_cluster(3)
