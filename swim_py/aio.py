@@ -25,9 +25,9 @@ from typing import Any
 from swim_py.broadcast import BroadcastHandler
 from swim_py.codec import Codec, ProtobufCodec
 from swim_py.config import Config
-from swim_py.core import SwimCore
+from swim_py.core import COUNT_SIZE, SwimCore
 from swim_py.discovery import Discovery
-from swim_py.errors import SwimError
+from swim_py.errors import ConfigError, SwimError
 from swim_py.events import (
     Active,
     ConnectionState,
@@ -43,7 +43,7 @@ from swim_py.events import (
     Timer,
 )
 from swim_py.identity import Address, Identity
-from swim_py.payload import MESSAGE_NAMES, Member
+from swim_py.payload import MESSAGE_NAMES, Header, Member, Ping
 from swim_py.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -248,11 +248,13 @@ class Swim:
 
         Each run starts from an empty member list under the current identity,
         so ``run`` after ``stop`` rejoins the cluster. Raises RuntimeError if
-        the node is already running.
+        the node is already running, and ConfigError if the identity is too
+        long for ``max_packet_size``.
         """
         if self._running:
             raise RuntimeError("Swim.run() called while the node is already running")
         identity = self._resolve_identity()
+        self._check_identity_fits(identity)
         self._identity = identity
         self._running = True
         self._stopped = asyncio.Event()
@@ -288,6 +290,20 @@ class Swim:
         self._running = False
         self._events.publish(None)
         logger.info("swim node stopped identity=%s", self._identity)
+
+    def _check_identity_fits(self, identity: Identity) -> None:
+        # Every datagram starts with a header naming us and the receiver.
+        # With the receiver's identity as long as ours, a header that leaves
+        # no room for COUNT means every send would fail with EncodeError.
+        header = self._codec.encode_header(Header(identity, 0, identity, Ping(0)))
+        needed = len(header) + COUNT_SIZE
+        limit = self._config.max_packet_size
+        if needed > limit:
+            raise ConfigError(
+                f"identity {identity} needs {needed} bytes for a Ping header and"
+                f" its update count, more than max_packet_size ({limit}): use a"
+                " shorter identity id or a larger max_packet_size"
+            )
 
     def _resolve_identity(self) -> Identity:
         if self._identity is not None:
@@ -451,19 +467,32 @@ class Swim:
         self._push_timer(_Reannounce(delay, timer.generation), delay)
 
     def _count_error(self, exc: SwimError, context: str) -> None:
-        self.error_counts[exc.error_class] += 1
-        if exc.error_class == "data_from_ourselves":
-            count = self.error_counts[exc.error_class]
-            if count in (1, 10, 100) or count % 1000 == 0:
-                logger.warning(
-                    "%s claims our identity or address (is another node"
-                    " configured with our address?) count=%d error=%s",
-                    context,
-                    count,
-                    exc,
-                )
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s rejected error=%s", context, exc)
+        # Each class is logged as a warning at its 1st, 10th and 100th
+        # occurrence and every 1000th after, so a flood of bad datagrams
+        # shows in the log without filling it. error_counts has every one.
+        error_class = exc.error_class
+        self.error_counts[error_class] += 1
+        count = self.error_counts[error_class]
+        if not (count in (1, 10, 100) or count % 1000 == 0):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s rejected error=%s", context, exc)
+            return
+        if error_class == "data_from_ourselves":
+            logger.warning(
+                "%s claims our identity or address (is another node"
+                " configured with our address?) count=%d error=%s",
+                context,
+                count,
+                exc,
+            )
+        else:
+            logger.warning(
+                "%s failed class=%s count=%d error=%s",
+                context,
+                error_class,
+                count,
+                exc,
+            )
 
     # -- outputs --------------------------------------------------------------
 

@@ -40,14 +40,26 @@ MAX_TRANSMISSIONS = 255
 MAX_CLUSTER_SIZE = 2**32 - 1
 
 
+# Durations are bounded by what foca's std::time::Duration holds: a
+# resolution of one nanosecond (a shorter one would be zero there) and at
+# most u64::MAX whole seconds.
+MIN_DURATION = 1e-9
+MAX_DURATION = float(2**64 - 1)
+
+
 def _check_duration(field: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(
             f"invalid {field} {value!r}: expected a duration in seconds (float)"
         )
-    if not math.isfinite(value) or value <= 0:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and MIN_DURATION <= seconds <= MAX_DURATION):
         raise ConfigError(
-            f"invalid {field} {value!r}: expected a finite number of seconds > 0"
+            f"invalid {field} {value!r}: expected a finite number of seconds"
+            f" from {MIN_DURATION:g} to 2**64 - 1"
         )
 
 

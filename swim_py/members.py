@@ -1,8 +1,11 @@
 """The member table: one record per address, merge rules and random picks.
 
-The table never contains our own current identity, but it may hold a Down
-record of one of our previous identities (same address). Every random choice
-draws from the ``random.Random`` given to the constructor.
+The table never holds an active record of our own current identity. It may
+hold a Down record at our address: one of our previous identities, or our
+current identity itself when an update named it before we renewed to it (an
+Alive about any other identity at our address is stored as Down, as foca 1.0
+does). Every random choice draws from the ``random.Random`` given to the
+constructor.
 """
 
 from __future__ import annotations

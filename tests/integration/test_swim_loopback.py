@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from swim_py import (
     StaticDiscovery,
     Swim,
 )
+from swim_py.errors import ConfigError
 from swim_py.events import ConnectionState
 from swim_py.payload import State
 
@@ -256,6 +258,37 @@ def test_malformed_datagram_is_counted_not_fatal() -> None:
     run(scenario)
 
 
+def test_rejected_datagrams_logged_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        nodes = await start_cluster(1)
+        target = nodes[0]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for _ in range(12):
+                    sock.sendto(
+                        b"\xff" * 40, target.transport.local_address.to_sockaddr()
+                    )
+            await wait_until(
+                lambda: target.swim.error_counts["decode"] >= 12,
+                detection_bound(FAST),
+                "twelve decode errors to be counted",
+            )
+        finally:
+            await shutdown(nodes)
+
+    with caplog.at_level(logging.WARNING, logger="swim_py.aio"):
+        run(scenario)
+
+    warnings = [
+        r.getMessage() for r in caplog.records if "class=decode" in r.getMessage()
+    ]
+    assert len(warnings) == 2
+    assert "count=1 " in warnings[0]
+    assert "count=10 " in warnings[1]
+
+
 def test_keyed_broadcast_reaches_every_node() -> None:
     async def scenario() -> None:
         received: list[list[KeyedItem]] = [[], [], []]
@@ -294,6 +327,28 @@ def test_wildcard_bind_needs_advertised_address() -> None:
                 local_addr=f"127.0.0.1:{transport.local_address.port}",
             )
             assert advertised.identity == Identity(advertised.identity.addr, b"x", 0)
+        finally:
+            transport.close()
+
+    run(scenario)
+
+
+def test_identity_longer_than_packet_rejected() -> None:
+    async def scenario() -> None:
+        transport = AsyncIoUdpTransport("127.0.0.1:0")
+        await transport.start()
+        try:
+            config = replace(Config.simple(), max_packet_size=200)
+            swim = Swim(identity=b"b" * 150, config=config, transport=transport)
+            with pytest.raises(ConfigError) as caught:
+                await swim.run()
+            assert "max_packet_size (200)" in str(caught.value)
+            assert not swim.running
+            fitting = Swim(identity=b"b" * 40, config=config, transport=transport)
+            task = asyncio.create_task(fitting.run())
+            await wait_until(lambda: fitting.running, 5, "the node to start")
+            fitting.stop()
+            await task
         finally:
             transport.close()
 

@@ -135,6 +135,9 @@ INVALID_FIELDS = [
     ("probe_period", -1.0),
     ("probe_period", math.inf),
     ("probe_period", math.nan),
+    ("probe_period", 10**400),
+    ("probe_period", 1e20),
+    ("probe_rtt", 1e-320),
     ("probe_period", "1.5"),
     ("probe_period", True),
     ("probe_rtt", 0.0),
@@ -178,6 +181,7 @@ def test_config_probe_rtt_error_names_period() -> None:
         pytest.param(0.0, 1, id="zero-frequency"),
         pytest.param(-1.0, 1, id="negative-frequency"),
         pytest.param(math.inf, 1, id="infinite-frequency"),
+        pytest.param(10**400, 1, id="huge-int-frequency"),
         pytest.param(1.0, 0, id="zero-members"),
         pytest.param(1.0, 1.0, id="float-members"),
     ],
@@ -187,6 +191,16 @@ def test_periodic_params_rejects_invalid_values(
 ) -> None:
     with pytest.raises(ConfigError, match="PeriodicParams"):
         PeriodicParams(frequency=frequency, num_members=num_members)
+
+
+def test_config_remove_down_after_huge_int_names_field() -> None:
+    with pytest.raises(ConfigError, match="remove_down_after"):
+        Config.simple().replace(remove_down_after=10**400)
+
+
+def test_config_accepts_duration_limits() -> None:
+    config = Config(probe_period=float(2**64 - 1), probe_rtt=1e-9)
+    assert config.probe_rtt == 1e-9
 
 
 def test_config_accepts_boundary_values() -> None:

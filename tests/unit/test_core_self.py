@@ -389,3 +389,24 @@ def test_replies_carry_refuted_incarnation() -> None:
     assert ack[0].header.src_incarnation == 1
     assert all(p.header.src_incarnation == 1 for _, p in sent(outputs))
     assert State.SUSPECT not in {m.state for m in core.iter_members()}
+
+
+def test_update_naming_next_renewal_leaves_it_down_after_rejoin() -> None:
+    # foca 1.0 does the same: the Alive about our next identity is stored as
+    # Down (another identity at our address), then Down about us makes the
+    # node renew to exactly that identity, which stays in the table as Down.
+    core = new_core()
+    apply(core, alive(TWO))
+    next_identity = ME.renew()
+    assert next_identity is not None
+
+    receive(
+        core,
+        datagram(TWO, ME, Gossip(), [alive(next_identity), down(ME)]),
+    )
+
+    assert core.identity == next_identity
+    record = next(m for m in core.iter_membership_state() if m.id.addr == ME.addr)
+    assert record.id == next_identity
+    assert record.state is State.DOWN
+    assert next_identity not in {member.id for member in core.iter_members()}
