@@ -193,7 +193,8 @@ def _select(scenarios: dict[str, Scenario], names: Sequence[str]) -> list[Scenar
     if unknown:
         raise ScenarioError(
             f"unknown scenario(s) {', '.join(unknown)}; "
-            f"available: {', '.join(scenarios)}"
+            f"available: {', '.join(scenarios)} "
+            "(swim-conformance list describes each)"
         )
     return [scenarios[name] for name in names]
 
@@ -208,7 +209,9 @@ def _parse_mixes(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(mixes))
 
 
-def _progress(total: int) -> tuple[list[RunResult], Callable[[RunResult], None]]:
+def _progress(
+    total: int, name_width: int
+) -> tuple[list[RunResult], Callable[[RunResult], None]]:
     results: list[RunResult] = []
 
     def report(result: RunResult) -> None:
@@ -217,7 +220,8 @@ def _progress(total: int) -> tuple[list[RunResult], Callable[[RunResult], None]]
             result.status
         ]
         print(
-            f"[{len(results):>2}/{total}] {result.scenario:<22} {result.mix:<12} "
+            f"[{len(results):>2}/{total}] {result.scenario:<{name_width}}"
+            f" {result.mix:<12} "
             f"{status}  {result.duration_seconds:6.1f} s",
             flush=True,
         )
@@ -308,7 +312,7 @@ def _command_run(args: argparse.Namespace) -> int:
         f"{runtime.name} runtime, seed {seed}",
         flush=True,
     )
-    results, on_result = _progress(total)
+    results, on_result = _progress(total, max(len(s.name) for s in scenarios))
     started_at = time.time()
     started = time.monotonic()
     interrupted = False

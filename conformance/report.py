@@ -125,6 +125,11 @@ def render_markdown(report: Mapping[str, Any], results: Sequence[RunResult]) -> 
         f"- date: {report['date']}",
         f"- runtime: {report['runtime']}",
         f"- seed: {report['seed']}",
+        *(
+            [f"- duration: {report['duration_seconds']:.1f} s"]
+            if report.get("duration_seconds") is not None
+            else []
+        ),
         f"- result: {summary['passed']} of {summary['total']} runs passed"
         + (
             f", {summary['unavailable']} not available in this runtime"

@@ -90,9 +90,10 @@ class FaultWindows:
     ) -> list[str]:
         """Describe each member_down that no fault explains.
 
-        A member_down from observer O about node N is explained when N was
-        out, or a link between N and any node was cut, at some time in the
-        ``grace`` seconds before the event. A suspicion raised during a
+        A member_down from observer O about node N is explained when N or O
+        was out (a node cut off the network or paused stops hearing from
+        everyone), or a link between N and any node was cut, at some time
+        in the ``grace`` seconds before the event. A suspicion raised during a
         fault turns into Down up to suspect_to_down_after later, and a node
         that declared N down across a cut spreads that Down to O once the
         cut heals. It is
@@ -117,8 +118,10 @@ class FaultWindows:
             if name is None:
                 continue
             start = event.ts - grace
-            if self._node_was_out(name, start, event.ts) or self._link_was_cut(
-                name, start, event.ts
+            if (
+                self._node_was_out(name, start, event.ts)
+                or self._node_was_out(event.node, start, event.ts)
+                or self._link_was_cut(name, start, event.ts)
             ):
                 continue
             if any(

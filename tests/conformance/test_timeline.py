@@ -57,6 +57,26 @@ def test_down_after_kill_or_pause_is_explained() -> None:
     )
 
 
+def test_down_by_a_disconnected_observer_is_explained() -> None:
+    windows = FaultWindows()
+    windows.node_out("n1", 90.0)
+
+    # n1, cut off, declares the others down; n0 declaring n2 down is not
+    # explained by n1's disconnect.
+    assert (
+        windows.false_downs([_down("n1", _identity("n2"), 98.0)], grace=10, names=NAMES)
+        == []
+    )
+    assert (
+        len(
+            windows.false_downs(
+                [_down("n0", _identity("n2"), 98.0)], grace=10, names=NAMES
+            )
+        )
+        == 1
+    )
+
+
 def test_down_across_a_cut_link_is_explained() -> None:
     windows = FaultWindows()
     windows.links(90.0, {("n2", "n1"): LinkFault(loss=1.0)})
