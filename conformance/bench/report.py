@@ -107,6 +107,15 @@ SIM_ROWS = [
     Row("wall s per period, crash", _get("crash_wall_seconds_per_period")),
     Row("CPU s per period, crash", _get("crash_cpu_seconds_per_period")),
 ]
+LOSS_ROWS = [
+    Row("false downs (live members declared down)", _get("false_downs")),
+    Row("false downs, median run", _get("median_false_downs")),
+    Row("runs with a false down", _get("runs_with_false_downs")),
+    Row("downs of renewed identities", _get("stale_downs")),
+    Row("renewals forced (Rejoin)", _get("rejoins")),
+    Row("runs that converged after the loss", _get("recovered")),
+    Row("periods to converge, slowest run", _get("max_recover_periods")),
+]
 UDP_ROWS = [
     Row("join s (to full member lists)", _get("join_seconds")),
     Row("CPU ms per member per s", _get("cpu_ms_per_member_per_second")),
@@ -140,6 +149,16 @@ def render(results: dict[str, Any]) -> list[str]:
             f" log2(N) = {run['log2_nodes']:.1f}",
             SIM_ROWS,
             run["results"],
+        )
+        lines.append("")
+    loss = sections.get("loss", {})
+    for case in loss.get("cases", []):
+        lines += render_table(
+            f"loss: {case['nodes']} nodes, {case['loss']:.0%} of datagrams dropped"
+            f" for {loss['window_periods']} periods, new_lan timing,"
+            f" sums over {loss['seeds']} seeds",
+            LOSS_ROWS,
+            case["totals"],
         )
         lines.append("")
     for run in sections.get("udp", {}).get("runs", []):

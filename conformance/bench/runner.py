@@ -15,6 +15,7 @@ from typing import Any
 from conformance.bench import report
 from conformance.bench.codec_bench import run_codec_section
 from conformance.bench.core_bench import run_core_section
+from conformance.bench.loss_bench import run_loss_section
 from conformance.bench.machine import describe_machine, load_average
 from conformance.bench.sim_bench import run_sim_section
 from conformance.bench.udp_bench import (
@@ -27,7 +28,7 @@ from conformance.errors import BuildError
 from conformance.impls import project_root
 from conformance.rust_build import ensure_rust_peer
 
-SECTIONS = ("codec", "core", "sim", "udp", "soak")
+SECTIONS = ("codec", "core", "sim", "loss", "udp", "soak")
 IMPLEMENTATIONS = ("swim_py", "rust_peer", "swim_protocol")
 
 # Full and quick defaults of each sized option.
@@ -37,6 +38,11 @@ _DEFAULTS: dict[str, tuple[Any, Any]] = {
     "sim_sizes": ("100,1000,10000", "50,200"),
     "sim_steady_periods": (5, 2),
     "sim_max_periods": (120, 60),
+    "loss_sizes": ("20,50,100", "10"),
+    "loss_rates": ("0.1,0.2,0.3", "0.3"),
+    "loss_seeds": (5, 1),
+    "loss_window_periods": (200, 20),
+    "loss_recover_periods": (120, 60),
     "udp_sizes": ("10,30,100", "5"),
     "udp_settle": (10.0, 1.0),
     "udp_window": (30.0, 3.0),
@@ -59,6 +65,20 @@ def _sizes(text: str) -> list[int]:
             f"invalid size list {text!r}: every size must be at least 3"
         )
     return sizes
+
+
+def _shares(text: str) -> list[float]:
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid list {text!r}: expected comma-separated numbers from 0 to 1"
+        ) from None
+    if not values or any(not 0.0 <= value <= 1.0 for value in values):
+        raise argparse.ArgumentTypeError(
+            f"invalid list {text!r}: expected comma-separated numbers from 0 to 1"
+        )
+    return values
 
 
 def _names(choices: Sequence[str]) -> Any:
@@ -168,6 +188,44 @@ def _add_codec_core_sim_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=1, help="seed of the simulations (default: 1)"
     )
+    parser.add_argument(
+        "--loss-sizes",
+        type=_sizes,
+        default=None,
+        metavar="LIST",
+        help="cluster sizes of the loss section (default: 20,50,100; quick 10)",
+    )
+    parser.add_argument(
+        "--loss-rates",
+        type=_shares,
+        default=None,
+        metavar="LIST",
+        help="shares of datagrams dropped in the loss section, each from 0 to 1"
+        " (default: 0.1,0.2,0.3; quick 0.3)",
+    )
+    parser.add_argument(
+        "--loss-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs per size and rate in the loss section, seeds 1 to N"
+        " (default: 5, quick 1)",
+    )
+    parser.add_argument(
+        "--loss-window-periods",
+        type=int,
+        default=None,
+        metavar="N",
+        help="probe periods of packet loss (default: 200, quick 20)",
+    )
+    parser.add_argument(
+        "--loss-recover-periods",
+        type=int,
+        default=None,
+        metavar="N",
+        help="probe periods after the loss within which the cluster must"
+        " converge again (default: 120, quick 60)",
+    )
 
 
 def _add_udp_soak_options(parser: argparse.ArgumentParser) -> None:
@@ -248,6 +306,8 @@ def _apply_defaults(args: argparse.Namespace) -> None:
             value = defaults[column]
             if name.endswith("_sizes") or name == "core_members":
                 value = _sizes(value)
+            elif name == "loss_rates":
+                value = _shares(value)
             setattr(args, name, value)
 
 
@@ -317,6 +377,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seed=args.seed,
                 steady_periods=args.sim_steady_periods,
                 max_periods=args.sim_max_periods,
+                rust_timeout=3600,
+            ),
+        )
+    if "loss" in args.only:
+        _progress(f"loss: {args.loss_sizes} nodes, loss {args.loss_rates}")
+        started = time.monotonic()
+        record(
+            "loss",
+            started,
+            run_loss_section(
+                args.loss_sizes,
+                args.loss_rates,
+                args.loss_seeds,
+                rust_peer if "rust_peer" in args.impls else None,
+                window_periods=args.loss_window_periods,
+                recover_periods=args.loss_recover_periods,
                 rust_timeout=3600,
             ),
         )

@@ -110,14 +110,16 @@ struct Outputs {
     sends: Vec<(SocketAddr, Vec<u8>)>,
     timers: Vec<(Timer<NodeIdentity>, Duration)>,
     up: Vec<SocketAddr>,
-    down: Vec<SocketAddr>,
+    down: Vec<NodeIdentity>,
+    rejoins: u64,
 }
 
 impl Runtime<NodeIdentity> for Outputs {
     fn notify(&mut self, notification: Notification<'_, NodeIdentity>) {
         match notification {
             Notification::MemberUp(id) => self.up.push(id.addr),
-            Notification::MemberDown(id) => self.down.push(id.addr),
+            Notification::MemberDown(id) => self.down.push(id.clone()),
+            Notification::Rejoin(_) => self.rejoins += 1,
             _ => {}
         }
     }
@@ -158,6 +160,14 @@ struct Cluster {
     watch_up: Option<(SocketAddr, Vec<bool>)>,
     watch_down: Option<(SocketAddr, Vec<bool>)>,
     errors: u64,
+    /// Share of datagrams dropped in flight, from 0 to 1.
+    loss: f64,
+    dropped: u64,
+    /// MemberDown notifications that named a running node's current
+    /// identity, and those that named an identity no running node uses.
+    false_downs: u64,
+    stale_downs: u64,
+    rejoins: u64,
 }
 
 fn sim_address(index: usize) -> anyhow::Result<SocketAddr> {
@@ -187,6 +197,11 @@ impl Cluster {
             watch_up: None,
             watch_down: None,
             errors: 0,
+            loss: 0.0,
+            dropped: 0,
+            false_downs: 0,
+            stale_downs: 0,
+            rejoins: 0,
         };
         for _ in 0..size {
             cluster.add_node()?;
@@ -232,6 +247,10 @@ impl Cluster {
             let Some(&target) = self.by_addr.get(&dst) else {
                 continue;
             };
+            if self.loss > 0.0 && self.network_rng.random::<f64>() < self.loss {
+                self.dropped += 1;
+                continue;
+            }
             let jitter = Duration::from_nanos(self.network_rng.random_range(0..=JITTER_NANOS));
             let at = self.now + LATENCY + jitter;
             self.sequence += 1;
@@ -256,10 +275,21 @@ impl Cluster {
             }
         }
         if let Some((watched, seen)) = &mut self.watch_down {
-            if outputs.down.contains(watched) {
+            if outputs.down.iter().any(|id| id.addr == *watched) {
                 seen[index] = true;
             }
         }
+        for id in &outputs.down {
+            let current = self.by_addr.get(&id.addr).is_some_and(|&other| {
+                self.nodes[other].running && self.nodes[other].foca.identity() == id
+            });
+            if current {
+                self.false_downs += 1;
+            } else {
+                self.stale_downs += 1;
+            }
+        }
+        self.rejoins += outputs.rejoins;
     }
 
     /// Handles every delivery and timer due at or before `until`, in order.
@@ -328,6 +358,107 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Returns whether every running node is connected and lists exactly
+    /// the current identities of the other running nodes as active.
+    fn is_converged(&self) -> bool {
+        let running: Vec<&Node> = self.nodes.iter().filter(|node| node.running).collect();
+        running.iter().all(|node| {
+            node.foca.num_members() == running.len() - 1
+                && node.foca.iter_members().all(|member| {
+                    self.by_addr.get(&member.id().addr).is_some_and(|&other| {
+                        let peer = &self.nodes[other];
+                        peer.running && peer.foca.identity() == member.id()
+                    })
+                })
+        })
+    }
+
+    /// Gives every node every other node as Alive, without broadcasting
+    /// (step 1 of `run`).
+    // NOTE: foca keeps members in a Vec that each update searches linearly,
+    // so this takes O(N^3) time: over 20 minutes for N = 10000.
+    fn bootstrap_full_membership(&mut self) {
+        let size = self.nodes.len();
+        let identities: Vec<NodeIdentity> = (0..size).map(|index| self.identity(index)).collect();
+        for index in 0..size {
+            let others: Vec<Member<NodeIdentity>> = identities
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .map(|(_, identity)| Member::alive(identity.clone()))
+                .collect();
+            self.call(index, |foca, out| {
+                foca.apply_many(others.into_iter(), false, out)
+            });
+        }
+    }
+}
+
+/// The settings of one run under packet loss.
+#[derive(Debug, Clone)]
+pub struct LossSettings {
+    pub nodes: usize,
+    pub seed: u64,
+    /// Share of datagrams dropped during the window, from 0 to 1.
+    pub loss: f64,
+    /// Probe periods of loss.
+    pub window_periods: u32,
+    /// Probe periods without loss after the window within which the
+    /// cluster must converge again.
+    pub recover_periods: u32,
+}
+
+/// Runs N nodes with `Config::new_lan(N)` under packet loss and prints one
+/// JSON object: the MemberDown notifications about live members during
+/// the loss window (no node fails, so each is a false positive), the
+/// renewals they forced, and the periods until the cluster converged after
+/// the loss stopped.
+pub fn run_loss(settings: &LossSettings) -> anyhow::Result<()> {
+    anyhow::ensure!(settings.nodes >= 3, "the simulation needs at least 3 nodes");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&settings.loss),
+        "invalid loss {}: expected a share from 0 to 1",
+        settings.loss
+    );
+    let started = Instant::now();
+    let mut cluster = Cluster::new(settings.nodes, settings.seed)?;
+    let period = cluster.config.probe_period;
+    cluster.bootstrap_full_membership();
+    cluster.process_until(cluster.now + period * WARMUP_PERIODS);
+    let (false_before, stale_before, rejoins_before) =
+        (cluster.false_downs, cluster.stale_downs, cluster.rejoins);
+
+    cluster.loss = settings.loss;
+    cluster.process_until(cluster.now + period * settings.window_periods);
+    cluster.loss = 0.0;
+    let false_downs = cluster.false_downs - false_before;
+    let stale_downs = cluster.stale_downs - stale_before;
+    let rejoins = cluster.rejoins - rejoins_before;
+
+    let limit = period * settings.recover_periods;
+    let recovered = cluster.run_until(limit, Cluster::is_converged);
+    let report = json!({
+        "implementation": "rust_peer",
+        "nodes": settings.nodes,
+        "seed": settings.seed,
+        "loss": settings.loss,
+        "window_periods": settings.window_periods,
+        "probe_period_seconds": period.as_secs_f64(),
+        "false_downs": false_downs,
+        "stale_downs": stale_downs,
+        "rejoins": rejoins,
+        "dropped": cluster.dropped,
+        "recover_periods": recovered
+            .map(|elapsed| elapsed.as_secs_f64() / period.as_secs_f64()),
+        "max_recover_periods": settings.recover_periods,
+        "errors": cluster.errors,
+        "total_wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    println!("{report}");
+    Ok(())
+}
+
 fn all_seen(watch: &Option<(SocketAddr, Vec<bool>)>, nodes: &[Node], skip: usize) -> bool {
     let Some((_, seen)) = watch else {
         return false;
@@ -347,20 +478,7 @@ pub fn run(settings: &SimSettings) -> anyhow::Result<()> {
     let mut cluster = Cluster::new(size, settings.seed)?;
     let period = cluster.config.probe_period;
 
-    let identities: Vec<NodeIdentity> = (0..size).map(|index| cluster.identity(index)).collect();
-    // NOTE: foca keeps members in a Vec that each update searches linearly,
-    // so this bootstrap takes O(N^3) time: over 20 minutes for N = 10000.
-    for index in 0..size {
-        let others: Vec<Member<NodeIdentity>> = identities
-            .iter()
-            .enumerate()
-            .filter(|(other, _)| *other != index)
-            .map(|(_, identity)| Member::alive(identity.clone()))
-            .collect();
-        cluster.call(index, |foca, out| {
-            foca.apply_many(others.into_iter(), false, out)
-        });
-    }
+    cluster.bootstrap_full_membership();
     let bootstrap_seconds = started.elapsed().as_secs_f64();
 
     cluster.process_until(cluster.now + period * WARMUP_PERIODS);
@@ -445,6 +563,24 @@ mod tests {
             timer_rank(&Timer::PeriodicAnnounceDown(0)),
         ];
         assert_eq!(ranks, [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn total_loss_declares_live_members_down() {
+        let mut cluster = Cluster::new(5, 1).unwrap();
+        cluster.bootstrap_full_membership();
+        let period = cluster.config.probe_period;
+        cluster.process_until(cluster.now + period * 5);
+        assert!(cluster.is_converged());
+        assert_eq!(cluster.false_downs, 0);
+
+        cluster.loss = 1.0;
+        cluster.process_until(cluster.now + period * 30);
+        cluster.loss = 0.0;
+        assert!(cluster.false_downs > 0, "no member was declared down");
+        assert!(cluster.dropped > 0);
+        assert!(!cluster.is_converged());
+        assert_eq!(cluster.errors, 0);
     }
 
     #[test]

@@ -63,6 +63,26 @@ pub enum BenchTool {
         #[arg(long, value_name = "N", default_value_t = 120)]
         max_periods: u32,
     },
+    /// Runs N foca instances in virtual time with a share of datagrams
+    /// dropped, and counts the live members declared down.
+    SimLoss {
+        /// Number of nodes.
+        #[arg(long, value_name = "N")]
+        nodes: usize,
+        /// Seed of every random generator.
+        #[arg(long, value_name = "U64", default_value_t = 1)]
+        seed: u64,
+        /// Share of datagrams dropped, from 0 to 1.
+        #[arg(long, value_name = "SHARE")]
+        loss: f64,
+        /// Probe periods of loss.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        window_periods: u32,
+        /// Probe periods after the loss within which the cluster must
+        /// converge again.
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        recover_periods: u32,
+    },
 }
 
 /// Runs `tool` and returns the process exit status: 0 on success, 1 on
@@ -85,6 +105,19 @@ pub fn run(tool: Tool) -> ExitCode {
             seed,
             steady_periods,
             max_periods,
+        }),
+        Tool::Bench(BenchTool::SimLoss {
+            nodes,
+            seed,
+            loss,
+            window_periods,
+            recover_periods,
+        }) => sim::run_loss(&sim::LossSettings {
+            nodes,
+            seed,
+            loss,
+            window_periods,
+            recover_periods,
         }),
     };
     match result {

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conformance.bench import report
+from conformance.bench.loss_bench import bench_swim_py as bench_loss_swim_py
 from conformance.bench.runner import main
 from conformance.bench.udp_bench import allocate_ports
 
@@ -77,6 +78,40 @@ def test_quick_codec_core_sim_sections(tmp_path: Path) -> None:
             assert result["join_periods"] is not None, result
             assert result["crash_periods"] is not None, result
             assert result["errors"] == 0
+
+
+def test_quick_loss_section_counts_both_sides(tmp_path: Path) -> None:
+    require_cargo()
+    status, results = run_bench(tmp_path, "--only", "loss")
+    assert status == 0, results
+    (case,) = results["sections"]["loss"]["cases"]
+    assert case["nodes"] == 10
+    for name in IMPLEMENTATIONS:
+        (run,) = case["runs"][name]
+        assert run["dropped"] > 0, run
+        assert run["errors"] == 0, run
+        assert case["totals"][name]["seeds"] == 1
+
+
+def test_loss_without_loss_has_no_false_down() -> None:
+    result = bench_loss_swim_py(10, 1, 0.0, 20, 10)
+
+    assert result["false_downs"] == 0
+    assert result["stale_downs"] == 0
+    assert result["dropped"] == 0
+    assert result["recover_periods"] == 0.0
+
+
+def test_loss_of_everything_declares_members_down() -> None:
+    result = bench_loss_swim_py(5, 1, 1.0, 30, 120)
+
+    assert result["false_downs"] > 0
+    assert result["errors"] == 0
+
+
+def test_loss_rejects_share_above_one() -> None:
+    with pytest.raises(ValueError, match="invalid loss 1.5"):
+        bench_loss_swim_py(5, 1, 1.5, 10, 10)
 
 
 @pytest.mark.integration
