@@ -17,6 +17,11 @@ current identity is a false positive. swim_py runs on
    other nodes' current identities, checked every 0.1 virtual seconds,
    giving up after ``recover_periods``.
 
+Neither simulator runs a driver. A node that renewed its identity and
+heard back from nobody stays disconnected, where ``Swim`` and rust_peer
+would announce to their seeds again, so step 3 understates how well real
+nodes recover.
+
 The two simulators draw their random numbers differently, so one seed
 gives different runs on each side. A run's counts are heavy-tailed: one
 cascade of suspicions and renewals can add a hundred downs to one run and
