@@ -20,7 +20,7 @@ from swim_py.codec.datagram import Datagram, decode_datagram, encode_datagram
 from swim_py.config import Config
 from swim_py.core import SwimCore
 from swim_py.events import DataReceived
-from swim_py.identity import Identity
+from swim_py.identity import Address, Identity
 from swim_py.keyed_broadcast import KeyedBroadcastHandler, KeyedItem
 from swim_py.payload import (
     MAX_INCARNATION,
@@ -161,6 +161,65 @@ def test_core_sends_vector_bytes(vector_name: str, action: str) -> None:
     # sending path must produce foca's bytes exactly.
     sent, expected = _replay_gossip_then(vector_name, action)
     assert sent == expected
+
+
+def _replay_cut_gossip() -> tuple[Datagram, Datagram]:
+    # rust_peer's packet_size_limits scenario: max_packet_size 200, the dst
+    # learned as Alive, then 12 Down members u0..u11 at 192.0.2.N:7502 with
+    # incarnation N, all queued for broadcast, then a custom broadcast item.
+    vector = next(
+        v for v in VECTORS if v["name"] == "gossip_updates_cut_at_max_packet_size"
+    )
+    expected = expected_datagram(vector)
+
+    core = SwimCore(
+        expected.header.src,
+        Config(max_packet_size=vector["max_packet_size"]),
+        CODEC,
+        random.Random(0),
+        KeyedBroadcastHandler(),
+    )
+    core.apply_many([Member(expected.header.dst, 0, State.ALIVE)], do_broadcast=True)
+    core.apply_many(
+        [
+            Member(
+                Identity(Address.parse(f"192.0.2.{n}:7502"), f"u{n}".encode(), 0),
+                n,
+                State.DOWN,
+            )
+            for n in range(12)
+        ],
+        do_broadcast=True,
+    )
+    core.add_broadcast(KeyedItem("big", 1, bytes([0xAB]) * 40).encode())
+    core.take_outputs()
+
+    core.gossip()
+    (send,) = core.take_outputs().sends
+    return decode_datagram(CODEC, send.data), expected
+
+
+def test_cut_gossip_carries_same_update_count() -> None:
+    sent, expected = _replay_cut_gossip()
+
+    assert len(sent.updates or ()) == len(expected.updates or ())
+    assert sent.broadcasts == expected.broadcasts == ()
+
+
+# TODO: foca 1.0 keeps its updates backlog in a std BinaryHeap, which pops
+# items of equal priority (remaining transmissions, then encoded length) in
+# an order set by the heap's layout. swim_py pops them in the order they were
+# queued, so a full Gossip carries different equal-priority updates. The
+# loss section of docs/benchmarks.md found false downs in more swim_py runs
+# with 100 members at 10 % loss (15 of 60 against 7). Whether this order is
+# the cause is untested.
+@pytest.mark.xfail(
+    strict=True, reason="equal-priority updates leave in queue order, not foca's"
+)
+def test_cut_gossip_picks_same_updates_as_foca() -> None:
+    sent, expected = _replay_cut_gossip()
+
+    assert sent.updates == expected.updates
 
 
 def test_vector_names_are_unique() -> None:
