@@ -718,6 +718,7 @@ class ScenarioRun:
         sender = self._stand_in_sender(target)
         sender_identity = (await self.cluster.members(sender.name)).identity
         about = (await self.cluster.members(step.about)).identity
+
         data = build_update(
             target_identity,
             sender_identity,
@@ -728,6 +729,7 @@ class ScenarioRun:
         )
         if self.datagrams is None:
             self.datagrams = self.cluster.runtime.datagram_sender()
+
         sent_at = time.time()
         # expect_rejoined checks a node that had to give up its identity.
         self.down_identity[step.about] = about
@@ -735,7 +737,7 @@ class ScenarioRun:
         for _ in range(step.repeat):
             self.datagrams.send(data, target.bind)
         logger.info(
-            "sent %s %d Gossip(s) saying %s is %s at incarnation %d%s",
+            "sent %s %d Gossip(s) that mark %s %s at incarnation %d%s",
             step.node,
             step.repeat,
             about,

@@ -91,13 +91,13 @@ class FaultWindows:
         """Describe each member_down that no fault explains.
 
         A member_down from observer O about node N is explained when N or O
-        was out (a node cut off the network or paused stops hearing from
-        everyone), or a link between N and any node was cut, at some time
-        in the ``grace`` seconds before the event. A suspicion raised during a
-        fault turns into Down up to suspect_to_down_after later, and a node
-        that declared N down across a cut spreads that Down to O once the
-        cut heals. It is
-        also explained when N had already moved on to a newer identity:
+        was out, or a link between N and any node was cut, at some time in
+        the ``grace`` seconds before the event. O counts because a node cut
+        off the network or paused stops hearing from every other node.
+        A suspicion raised during a fault turns into Down up to
+        suspect_to_down_after later, and a node that declared N down across
+        a cut spreads that Down to O once the cut heals. It is also
+        explained when N had already moved on to a newer identity:
         ``identities`` lists when each node took each identity (its ready
         lines and rejoin events), and the old identity of a renewed node
         is down by definition. ``names`` are the run's node names, whose

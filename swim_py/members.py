@@ -1,7 +1,7 @@
 """The member table: one record per address, merge rules and random picks.
 
-The table never holds an active record of our own current identity. It may
-hold a Down record at our address: one of our previous identities, or our
+The table never contains an active record of our own current identity. It
+may contain a Down record at our address: one of our previous identities, or our
 current identity itself when an update named it before we renewed to it (an
 Alive about any other identity at our address is stored as Down, as foca 1.0
 does). Every random choice draws from the ``random.Random`` given to the

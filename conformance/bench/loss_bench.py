@@ -18,7 +18,7 @@ current identity is a false positive. swim_py runs on
    giving up after ``recover_periods``.
 
 Neither simulator runs a driver. A node that renewed its identity and
-heard back from nobody stays disconnected, where ``Swim`` and rust_peer
+heard back from no other node stays disconnected, where ``Swim`` and rust_peer
 would announce to their seeds again, so step 3 understates how well real
 nodes recover.
 

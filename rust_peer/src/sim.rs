@@ -410,10 +410,10 @@ pub struct LossSettings {
 }
 
 /// Runs N nodes with `Config::new_lan(N)` under packet loss and prints one
-/// JSON object: the MemberDown notifications about live members during
-/// the loss window (no node fails, so each is a false positive), the
-/// renewals they forced, and the periods until the cluster converged after
-/// the loss stopped.
+/// JSON object. It counts the MemberDown notifications about live members
+/// during the loss window, each a false positive because no node fails. It
+/// also counts the renewals they forced and the periods until the cluster
+/// converged after the loss stopped.
 pub fn run_loss(settings: &LossSettings) -> anyhow::Result<()> {
     anyhow::ensure!(settings.nodes >= 3, "the simulation needs at least 3 nodes");
     anyhow::ensure!(

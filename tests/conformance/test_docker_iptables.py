@@ -38,6 +38,7 @@ from conformance.netem import (
 )
 from conformance.runtime import PROCESS_RUNTIME, FaultUnavailable
 from conformance.scenario import load_scenarios
+from tests.helpers.netns import in_netns
 
 CUT = LinkFault(loss=1.0)
 NO_NETEM = "tc cannot build a netem tree on this host"
@@ -287,17 +288,6 @@ def netns_pid() -> Iterator[int]:
     finally:
         holder.kill()
         holder.wait()
-
-
-def in_netns(pid: int, *command: str) -> str:
-    completed = subprocess.run(
-        ["nsenter", "-t", str(pid), "-n", *command],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return completed.stdout
 
 
 # Sends one datagram per argument SOURCE>DESTINATION, from a socket bound to

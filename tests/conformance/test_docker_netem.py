@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from conformance.netem import (
 from conformance.runtime import FaultUnavailable
 from conformance.scenario import parse_scenario
 from tests.conformance.conftest import in_ci
+from tests.helpers.netns import in_netns
 
 CUT = LinkFault(loss=1.0)
 LOSS = LinkFault(loss=0.3)
@@ -592,18 +592,6 @@ def docker_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
             pytest.fail(f"Docker with link faults is required under CI=true: {error}")
         pytest.skip(f"Docker link faults are not usable: {error}")
     return client
-
-
-def in_netns(pid: int, *command: str) -> str:
-    """Return the output of ``command`` run in the network namespace of ``pid``."""
-    completed = subprocess.run(
-        ["nsenter", "-t", str(pid), "-n", *command],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return completed.stdout
 
 
 def fault_stats(backend: str, pid: int) -> str:

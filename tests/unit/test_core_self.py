@@ -391,7 +391,7 @@ def test_replies_carry_refuted_incarnation() -> None:
     assert State.SUSPECT not in {m.state for m in core.iter_members()}
 
 
-def test_update_naming_next_renewal_leaves_it_down_after_rejoin() -> None:
+def test_forged_next_renewal_stays_down() -> None:
     # foca 1.0 does the same: the Alive about our next identity is stored as
     # Down (another identity at our address), then Down about us makes the
     # node renew to exactly that identity, which stays in the table as Down.
